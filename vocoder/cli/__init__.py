@@ -1,0 +1,1 @@
+"""The ``vocoder`` command: one module per subcommand (see ``vocoder --help``)."""

@@ -1,0 +1,208 @@
+"""Extract frame features of a Kaldi data dir into a feature dump.
+
+    vocoder extract [options] DATA_DIR DUMP_DIR
+
+Reads DATA_DIR/wav.scp (and segments, if present), resamples to the configured rate and
+writes per-stream Kaldi archives (f0, vuv, loudness, mfcc, mel and the resampled
+audio) to DUMP_DIR; see vocoder/data/features.py for the layout. Settings come from the
+`features:` section of --config, overridden by the flags. `--nj N` runs N jobs in
+parallel, each on a contiguous slice of the sorted utterances.
+
+A job whose output is complete (marker DUMP_DIR/arks/.done.J for the same utterances and
+settings) is skipped when the command is run again, so a rerun after a crash redoes only
+the missing jobs; --overwrite redoes everything. An utterance that cannot be processed is
+listed in DUMP_DIR/failed with its reason and the others go on (--fail-fast stops).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from ..data.features import FRAME_STREAMS, FeatureConfig, compute_features, read_wav_entry, write_meta
+from ..data.kaldi import read_data_dir, utt2spk_to_spk2utt, write_table
+
+
+def add_arguments(p) -> None:
+    p.add_argument("data_dir", help="Kaldi data dir with wav.scp and utt2spk")
+    p.add_argument("dump_dir", help="output feature dump directory")
+    p.add_argument("--config", help="YAML file whose `features:` section gives the settings")
+    p.add_argument("--sample-rate", type=int, help="resample audio to this rate (Hz)")
+    p.add_argument("--hop-length", type=int, help="frame hop in samples")
+    p.add_argument("--f0-method", choices=["harvest", "dio", "praat_ac", "praat_cc"], help="f0 estimator")
+    p.add_argument("--f0-min", type=float, help="lowest f0 searched (Hz)")
+    p.add_argument("--f0-max", type=float, help="highest f0 searched (Hz)")
+    p.add_argument("--streams", help=f"comma-separated streams (default all: {','.join(FRAME_STREAMS)})")
+    p.add_argument("--nj", type=int, default=1, help="parallel jobs (default 1)")
+    p.add_argument("--overwrite", action="store_true", help="redo jobs that are already complete")
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first utterance that fails")
+    p.add_argument("--allow-pipes", action="store_true", help="run `cmd |` entries of wav.scp")
+
+
+def resolve_config(args) -> FeatureConfig:
+    settings: dict = {}
+    if args.config:
+        with open(args.config, encoding="utf-8") as f:
+            doc = yaml.safe_load(f) or {}
+        settings.update(doc.get("features", {}) or {})
+    for flag, key in [("sample_rate", "sample_rate"), ("hop_length", "hop_length"), ("f0_method", "f0_method"),
+                      ("f0_min", "f0_min"), ("f0_max", "f0_max")]:
+        value = getattr(args, flag)
+        if value is not None:
+            settings[key] = value
+    if args.streams:
+        settings["streams"] = [s.strip() for s in args.streams.split(",") if s.strip()]
+    return FeatureConfig.from_dict(settings)
+
+
+def _job_signature(cfg: FeatureConfig, items: list) -> str:
+    h = hashlib.sha1(json.dumps(cfg.to_dict(), sort_keys=True).encode())
+    for item in items:
+        h.update(json.dumps(item).encode())
+    return h.hexdigest()
+
+
+def _run_job(job: int, items: list, cfg_dict: dict, dump_dir: str, allow_pipes: bool, fail_fast: bool,
+             show_progress: bool) -> dict:
+    """Process one slice of utterances; returns {"ok": n, "failed": {utt: reason}}."""
+    import kaldiio
+    import torch
+
+    torch.set_num_threads(1)
+    cfg = FeatureConfig.from_dict(cfg_dict)
+    arks = Path(dump_dir) / "arks"
+    streams = ["wav"] + list(cfg.streams)
+    writers = {s: kaldiio.WriteHelper(f"ark,scp:{arks / f'{s}.{job}.ark'},{arks / f'{s}.{job}.scp.tmp'}")
+               for s in streams}
+    failed: dict[str, str] = {}
+    frames: dict[str, int] = {}
+    it = items
+    if show_progress:
+        from tqdm import tqdm
+        it = tqdm(items, desc="extract", unit="utt", file=sys.stderr)
+    try:
+        for utt, value, seg in it:
+            try:
+                start, end = (seg[1], seg[2]) if seg else (None, None)
+                audio, _ = read_wav_entry(value, sample_rate=cfg.sample_rate, allow_pipes=allow_pipes,
+                                          start_s=start, end_s=end, name=f"{utt} ({value})")
+                feats = compute_features(audio, cfg, name=f"{utt} ({value})")
+            except (ValueError, OSError, RuntimeError) as exc:
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                failed[utt] = reason
+                print(f"vocoder extract: {utt}: {reason}", file=sys.stderr)
+                if fail_fast:
+                    break
+                continue
+            import numpy as np
+            pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
+            writers["wav"][utt] = (cfg.sample_rate, pcm)
+            for s in cfg.streams:
+                writers[s][utt] = feats[s]
+            frames[utt] = int(feats[cfg.streams[0]].shape[0])
+    finally:
+        for w in writers.values():
+            w.close()
+    for s in streams:
+        os.replace(arks / f"{s}.{job}.scp.tmp", arks / f"{s}.{job}.scp")
+    (arks / f"frames.{job}").write_text("".join(f"{u} {n}\n" for u, n in frames.items()))
+    (arks / f"failed.{job}").write_text("".join(f"{u} {r}\n" for u, r in failed.items()))
+    return {"ok": len(frames), "failed": failed}
+
+
+def run(args) -> int:
+    cfg = resolve_config(args)
+    data = read_data_dir(args.data_dir, allow_pipes=args.allow_pipes)
+    if not data.utt_ids:
+        raise ValueError(f"{args.data_dir}: no utterances")
+    items = []
+    for utt in data.utt_ids:
+        if data.segments is not None:
+            seg = data.segments[utt]
+            items.append((utt, data.wav_scp[seg.recording], [seg.recording, seg.start_s, seg.end_s]))
+        else:
+            items.append((utt, data.wav_scp[utt], None))
+    dump = Path(args.dump_dir).resolve()
+    arks = dump / "arks"
+    arks.mkdir(parents=True, exist_ok=True)
+    nj = max(1, min(args.nj, len(items)))
+    slices = [items[len(items) * j // nj: len(items) * (j + 1) // nj] for j in range(nj)]
+    todo = []
+    for j, part in enumerate(slices, start=1):
+        marker = arks / f".done.{j}"
+        sig = _job_signature(cfg, part)
+        if not args.overwrite and marker.is_file() and marker.read_text().strip() == sig:
+            continue
+        marker.unlink(missing_ok=True)
+        todo.append((j, part, sig))
+    t0 = time.time()
+    if not todo:
+        print(f"vocoder extract: {dump}: all {nj} jobs already complete, skipping (use --overwrite to redo)",
+              file=sys.stderr)
+    elif len(todo) == 1:
+        j, part, sig = todo[0]
+        _run_job(j, part, cfg.to_dict(), str(dump), args.allow_pipes, args.fail_fast, True)
+        (arks / f".done.{j}").write_text(sig)
+    else:
+        ctx = mp.get_context("spawn")
+        with ctx.Pool(processes=len(todo)) as pool:
+            pending = {j: (pool.apply_async(_run_job, (j, part, cfg.to_dict(), str(dump), args.allow_pipes,
+                                                       args.fail_fast, False)), sig)
+                       for j, part, sig in todo}
+            for j, (res, sig) in pending.items():
+                r = res.get()
+                (arks / f".done.{j}").write_text(sig)
+                print(f"vocoder extract: job {j}/{nj}: {r['ok']} done, {len(r['failed'])} failed", file=sys.stderr)
+    # Merge the per-job tables of the current partition.
+    streams = ["wav"] + list(cfg.streams)
+    merged = {s: {} for s in streams}
+    frames: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    for j in range(1, nj + 1):
+        for s in streams:
+            merged[s].update(_read_scp(arks / f"{s}.{j}.scp"))
+        frames.update(_read_scp(arks / f"frames.{j}"))
+        failed.update(_read_scp(arks / f"failed.{j}"))
+    for s in streams:
+        write_table(dump / f"{s}.scp", merged[s])
+    write_table(dump / "utt2num_frames", frames)
+    ok_utts = [u for u in data.utt_ids if u in frames]
+    utt2spk = {u: data.utt2spk[u] for u in ok_utts}
+    write_table(dump / "utt2spk", utt2spk)
+    write_table(dump / "spk2utt", {k: " ".join(v) for k, v in utt2spk_to_spk2utt(utt2spk).items()})
+    if failed:
+        write_table(dump / "failed", failed)
+    elif (dump / "failed").exists():
+        (dump / "failed").unlink()
+    write_meta(dump / "feats.yaml", cfg, source=str(Path(args.data_dir).resolve()))
+    took = time.time() - t0
+    print(f"vocoder extract: {dump}: {len(ok_utts)} utterances, {len(failed)} failed ({took:.1f} s)",
+          file=sys.stderr)
+    if failed:
+        print(f"vocoder extract: failed items (see {dump / 'failed'}):", file=sys.stderr)
+        for utt, reason in list(failed.items())[:20]:
+            print(f"  {utt}: {reason}", file=sys.stderr)
+        if len(failed) > 20:
+            print(f"  ... and {len(failed) - 20} more", file=sys.stderr)
+    if not ok_utts:
+        raise RuntimeError(f"{args.data_dir}: every utterance failed")
+    if failed and args.fail_fast:
+        return 1
+    return 0
+
+
+def _read_scp(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        parts = line.split(maxsplit=1)
+        if len(parts) == 2:
+            out[parts[0]] = parts[1]
+    return out

@@ -1,0 +1,95 @@
+"""Statistics of a feature dump: normalisation and per-speaker values.
+
+    vocoder stats DUMP_DIR [--out DUMP_DIR/stats.json]
+
+Writes JSON with global and per-speaker mean/std of log-f0 (voiced frames), loudness
+(dB) and mel bins, and f0 percentiles per speaker (used for f0 transforms and
+instrument range folding). Models store the global values in their buffers.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..data.features import FeatureDump
+
+STATS_VERSION = 1
+
+
+def add_arguments(p) -> None:
+    p.add_argument("dump_dir", help="feature dump directory (from `vocoder extract`)")
+    p.add_argument("--out", help="output JSON (default DUMP_DIR/stats.json)")
+
+
+class _Acc:
+    """Running mean/variance (per dimension) by sums, in float64."""
+
+    def __init__(self):
+        self.n, self.s, self.ss = 0, 0.0, 0.0
+
+    def add(self, x: np.ndarray) -> None:
+        x = np.asarray(x, dtype=np.float64)
+        if x.size == 0:
+            return
+        self.n += x.shape[0]
+        self.s = self.s + x.sum(axis=0)
+        self.ss = self.ss + (x * x).sum(axis=0)
+
+    def result(self) -> dict:
+        if self.n == 0:
+            return {"mean": None, "std": None, "count": 0}
+        mean = self.s / self.n
+        std = np.sqrt(np.maximum(self.ss / self.n - mean * mean, 0.0))
+        conv = (lambda v: v.tolist()) if np.ndim(mean) else float
+        return {"mean": conv(mean), "std": conv(std), "count": int(self.n)}
+
+
+def compute_stats(dump: FeatureDump) -> dict:
+    streams = [s for s in ("f0", "vuv", "loudness", "mel") if s in dump.streams]
+    glob = {k: _Acc() for k in ("logf0", "loudness", "mel")}
+    per_spk: dict[str, dict] = {}
+    f0_values: dict[str, list] = {}
+    for utt in dump.utts:
+        d = dump.load(utt, streams)
+        spk = dump.speaker(utt)
+        acc = per_spk.setdefault(spk, {"logf0": _Acc(), "loudness": _Acc()})
+        if "f0" in d:
+            voiced = d["f0"][(d["f0"] > 0) & (d.get("vuv", d["f0"] > 0) > 0.5)]
+            lf = np.log(voiced)
+            glob["logf0"].add(lf)
+            acc["logf0"].add(lf)
+            f0_values.setdefault(spk, []).append(voiced)
+        if "loudness" in d:
+            glob["loudness"].add(d["loudness"])
+            acc["loudness"].add(d["loudness"])
+        if "mel" in d:
+            glob["mel"].add(d["mel"])
+    speakers = {}
+    for spk, acc in sorted(per_spk.items()):
+        entry = {k: v.result() for k, v in acc.items()}
+        vals = np.concatenate(f0_values.get(spk, [np.zeros(0)]))
+        if vals.size:
+            q = np.percentile(vals, [5, 50, 95])
+            entry["f0_percentiles_hz"] = {"p5": float(q[0]), "p50": float(q[1]), "p95": float(q[2])}
+        speakers[spk] = entry
+    return {"version": STATS_VERSION, "dump": str(dump.path), "n_utts": len(dump.utts),
+            "global": {k: v.result() for k, v in glob.items() if v.n}, "speakers": speakers}
+
+
+def run(args) -> int:
+    dump = FeatureDump(args.dump_dir)
+    stats = compute_stats(dump)
+    out = Path(args.out or Path(args.dump_dir) / "stats.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(stats, indent=1))
+    os.replace(tmp, out)
+    g = stats["global"]
+    print(f"vocoder stats: {out}: {stats['n_utts']} utterances, {len(stats['speakers'])} speakers; "
+          f"log-f0 mean {g.get('logf0', {}).get('mean', float('nan')):.3f}, "
+          f"loudness mean {g.get('loudness', {}).get('mean', float('nan')):.1f} dB", file=sys.stderr)
+    return 0

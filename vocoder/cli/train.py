@@ -1,0 +1,167 @@
+"""Train a model on a feature dump.
+
+    vocoder train --config conf/ddsp_speech.yaml --train-dump dump/train --valid-dump dump/dev \\
+                  --exp exp/ddsp_speech [--resume] [--device auto|cpu|cuda] [--set train.max_steps=500]
+
+The config's `model:` section names a registered model and its settings, `train:` the
+training settings (vocoder/training/trainer.py: TrainConfig). The sample rate and hop
+come from the dump; `speakers: auto` takes the speaker list from the training dump.
+The resolved configuration is saved as EXP/config.yaml (with a `version` key) and
+inside every checkpoint. Multi-GPU / multi-process: launch with
+`torchrun --nproc_per_node N -m vocoder.cli.main train ...`.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+from ..version import __version__
+
+CONFIG_VERSION = 1
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--config", required=True, help="YAML config with model: and train: sections")
+    p.add_argument("--train-dump", required=True, help="feature dump of the training set")
+    p.add_argument("--valid-dump", help="feature dump of the validation set")
+    p.add_argument("--stats", help="statistics JSON (default TRAIN_DUMP/stats.json if present)")
+    p.add_argument("--exp", required=True, help="experiment directory")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in EXP")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. train.max_steps=100 (YAML value syntax)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
+    """Apply ``a.b.c=value`` overrides (values parsed as YAML scalars/lists)."""
+    cfg = copy.deepcopy(cfg)
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+        key, value = item.split("=", 1)
+        node = cfg
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--set {item!r}: {part} is not a section")
+        node[parts[-1]] = yaml.safe_load(value)
+    return cfg
+
+
+def load_config(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: config not found")
+    with open(path, encoding="utf-8") as f:
+        cfg = yaml.safe_load(f) or {}
+    if not isinstance(cfg, dict) or "model" not in cfg:
+        raise ValueError(f"{path}: config needs a `model:` section")
+    version = int(cfg.get("version", CONFIG_VERSION))
+    if version > CONFIG_VERSION:
+        raise ValueError(f"{path}: config version {version} is newer than this package ({CONFIG_VERSION})")
+    return cfg
+
+
+def resolve(cfg: dict, *, train_dump, valid_dump, stats_path) -> dict:
+    """Fill in what the dump determines (rate, hop, speakers) and record the data paths."""
+    from ..data.features import FeatureDump
+
+    dump = FeatureDump(train_dump)
+    resolved = copy.deepcopy(cfg)
+    resolved["version"] = CONFIG_VERSION
+    resolved["package_version"] = __version__
+    feats = dump.config.to_dict()
+    declared = resolved.get("features") or {}
+    for key in ("sample_rate", "hop_length"):
+        if key in declared and declared[key] != feats[key]:
+            raise ValueError(f"config features.{key}={declared[key]} but the dump {train_dump} has {feats[key]}; "
+                             "re-extract or fix the config")
+    resolved["features"] = feats
+    model = resolved["model"]
+    model["sample_rate"] = feats["sample_rate"]
+    model["hop_length"] = feats["hop_length"]
+    if model.get("speakers") == "auto":
+        model["speakers"] = sorted(set(dump.utt2spk.values()))
+    if "n_mfcc" in model and "mfcc" in dump.streams and model.get("z_dim", 1):
+        dims = dump.load(dump.utts[0], ["mfcc"])["mfcc"].shape[1]
+        if model["n_mfcc"] > dims:
+            raise ValueError(f"model.n_mfcc={model['n_mfcc']} but the dump has {dims} MFCCs")
+    resolved["data"] = {"train_dump": str(Path(train_dump).resolve()),
+                        "valid_dump": str(Path(valid_dump).resolve()) if valid_dump else None,
+                        "stats": str(Path(stats_path).resolve()) if stats_path else None}
+    return resolved
+
+
+def run(args) -> int:
+    import torch
+
+    from ..data.dataset import CropDataset, crop_frames_for
+    from ..models import build_model, get_model_class
+    from ..training.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+    from ..training.trainer import TrainConfig, Trainer, resolve_device
+
+    exp = Path(args.exp)
+    existing = list_checkpoints(exp / "checkpoints")
+    if existing and not args.resume:
+        raise RuntimeError(f"{exp} already has checkpoints; pass --resume to continue, or choose another --exp")
+    stats_path = args.stats or (Path(args.train_dump) / "stats.json")
+    stats_path = stats_path if Path(stats_path).is_file() else None
+    if args.stats and stats_path is None:
+        raise FileNotFoundError(f"{args.stats}: statistics file not found (run `vocoder stats`)")
+    cfg = apply_overrides(load_config(args.config), args.set)
+    cfg = resolve(cfg, train_dump=args.train_dump, valid_dump=args.valid_dump, stats_path=stats_path)
+    tcfg = TrainConfig.from_dict(cfg.get("train") or {})
+    cfg["train"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in tcfg.__dict__.items()}
+    if args.resume and existing:
+        last = latest_checkpoint(exp / "checkpoints")
+        if last is not None:
+            saved = load_checkpoint(last)
+            if int(saved.get("step", 0)) >= tcfg.max_steps:
+                print(f"vocoder train: {exp} is already trained to step {saved['step']} "
+                      f"(max_steps {tcfg.max_steps}); nothing to do", file=sys.stderr)
+                return 0
+            cfg["model"] = saved["config"]["model"]  # the model must match the checkpoint
+    device = resolve_device(args.device)
+    model_cfg = {k: v for k, v in cfg["model"].items() if k != "name"}
+    model = build_model(cfg["model"]["name"], **model_cfg)
+    if stats_path:
+        with open(stats_path, encoding="utf-8") as f:
+            model.set_statistics(json.load(f))
+    streams = list(get_model_class(cfg["model"]["name"]).input_streams)
+    crop = crop_frames_for(tcfg.crop_seconds, sample_rate=model.sample_rate, hop_length=model.hop_length)
+    speakers = cfg["model"].get("speakers") or []
+    rank = int(os.environ.get("RANK", "0"))
+    train_set = CropDataset(args.train_dump, streams=streams, crop_frames=crop, speakers=speakers, seed=tcfg.seed)
+    valid_set = (CropDataset(args.valid_dump, streams=streams, crop_frames=crop, speakers=speakers, fixed=True)
+                 if args.valid_dump else None)
+    if rank == 0:
+        exp.mkdir(parents=True, exist_ok=True)
+        tmp = exp / "config.yaml.tmp"
+        tmp.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        os.replace(tmp, exp / "config.yaml")
+        n_params = sum(p.numel() for p in model.parameters())
+        print(f"vocoder train: {cfg['model']['name']} with {n_params / 1e6:.2f} M parameters on {device}; "
+              f"{len(train_set.utts)} training utterances ({train_set.total_frames * model.hop_length / model.sample_rate:.0f} s)",
+              file=sys.stderr)
+    trainer = Trainer(model, train_set, valid_set, exp_dir=exp, config=tcfg, full_config=cfg, device=device,
+                      progress=not args.no_progress)
+    if args.resume:
+        trainer.resume()
+    torch.set_float32_matmul_precision("high")
+    summary = trainer.train()
+    if rank == 0:
+        summary["steps_per_s"] = summary["steps"] / max(summary["seconds"], 1e-9)
+        summary["device"] = str(device)
+        (exp / "train_summary.json").write_text(json.dumps(summary, indent=1))
+        print(f"vocoder train: done at step {summary['steps']}; last loss {summary['last_loss']:.4f}, "
+              f"valid loss {summary.get('valid_loss', float('nan')):.4f}", file=sys.stderr)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    return 0

@@ -1,0 +1,237 @@
+"""Multi-scale spectral loss (DDSP's ``SpectralLoss``), also used as a metric.
+
+For each FFT size ``s`` (hop ``s * (1 - overlap)``, periodic Hann window), with
+magnitude spectrograms ``P`` of the prediction and ``T`` of the target::
+
+    loss_s = linear_weight * mean |P - T| + log_weight * mean |log(P + eps) - log(T + eps)|
+
+and the loss is the *sum* of ``loss_s`` over the scales, as in DDSP (each mean runs
+over frames and bins, and over the batch unless ``reduction`` says otherwise).
+Frames follow DDSP's ``stft(..., pad_end=True)``: frame ``n`` starts at sample
+``n * hop``, the signal is zero-padded at the end, and ``ceil(samples / hop)`` frames
+are taken, so any length works, also shorter than the largest FFT.
+
+The DDSP paper trains with both terms weighted 1 (the defaults here); DDSP's code
+uses ``eps = 1e-5`` inside the log, this module 1e-7 by default.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from vocoder.dsp.spectral import get_window, stft
+
+__all__ = [
+    "MultiScaleSpectralLoss",
+    "multiscale_spectral_distance",
+    "multiscale_spectral_loss",
+]
+
+DEFAULT_FFT_SIZES = (2048, 1024, 512, 256, 128, 64)
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _hop(fft_size: int, overlap: float) -> int:
+    hop = fft_size * (1.0 - overlap)
+    if not 0.0 <= overlap < 1.0 or hop != int(hop) or hop < 1:
+        raise ValueError(
+            f"overlap={overlap} with fft_size={fft_size} must give a whole hop of at "
+            f"least one sample (fft_size * (1 - overlap) = {hop})"
+        )
+    return int(hop)
+
+
+def _check_pair(pred: torch.Tensor, target: torch.Tensor) -> None:
+    for name, x in (("pred", pred), ("target", target)):
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise ValueError(f"{name}: expected a floating torch.Tensor, got {type(x).__name__}")
+        if x.ndim not in (1, 2) or x.shape[-1] == 0:
+            raise ValueError(
+                f"{name}: expected (batch, samples) or (samples,), got shape {tuple(x.shape)}"
+            )
+    if pred.shape != target.shape:
+        raise ValueError(
+            f"pred and target must have the same shape, got {tuple(pred.shape)} and "
+            f"{tuple(target.shape)}"
+        )
+
+
+def _padded_magnitudes(audio: torch.Tensor, fft_size: int, hop: int, window) -> torch.Tensor:
+    """(batch, samples) -> (batch, ceil(samples / hop), fft_size // 2 + 1), pad_end."""
+    n_samples = audio.shape[-1]
+    frames = -(-n_samples // hop)
+    pad = (frames - 1) * hop + fft_size - n_samples
+    padded = torch.nn.functional.pad(audio, (0, pad))
+    spec = stft(padded, n_fft=fft_size, hop_length=hop, window=window, center=False)
+    return spec.abs()
+
+
+def multiscale_spectral_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES,
+    overlap: float = 0.75,
+    linear_weight: float = 1.0,
+    log_weight: float = 1.0,
+    eps: float = 1e-7,
+    reduction: str = "mean",
+    windows: Sequence[torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Multi-scale spectral loss between two signals (see the module docstring).
+
+    Args:
+        pred: (batch, samples) or (samples,) predicted audio.
+        target: same shape as ``pred``.
+        fft_sizes: FFT sizes, one scale each; ``fft_size * (1 - overlap)`` must be a
+            whole number of samples.
+        overlap: fraction of a frame shared with the next.
+        linear_weight: weight of the L1 distance of magnitudes.
+        log_weight: weight of the L1 distance of log magnitudes.
+        eps: added to magnitudes inside the log (keeps the loss and its gradient
+            finite for silent input).
+        reduction: "mean" (scalar, mean over batch items), "sum" (scalar, sum over
+            items) or "none" ((batch,) per item; () for 1-D input).
+        windows: optional precomputed Hann windows, one per FFT size (as cached by
+            :class:`MultiScaleSpectralLoss`).
+    Returns:
+        the loss, dtype of the inputs; differentiable in ``pred`` (and ``target``).
+    """
+    _check_pair(pred, target)
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction: expected one of {_REDUCTIONS}, got {reduction!r}")
+    if len(fft_sizes) == 0:
+        raise ValueError("fft_sizes: need at least one FFT size")
+    if windows is not None and len(windows) != len(fft_sizes):
+        raise ValueError(f"windows: got {len(windows)} windows for {len(fft_sizes)} FFT sizes")
+    squeeze = pred.ndim == 1
+    batch = 1 if squeeze else pred.shape[0]
+    both = torch.cat([pred.reshape(batch, -1), target.reshape(batch, -1)], dim=0)
+
+    per_item = both.new_zeros(batch)
+    for i, fft_size in enumerate(fft_sizes):
+        hop = _hop(int(fft_size), overlap)
+        window = "hann" if windows is None else windows[i].to(both.dtype)
+        mag = _padded_magnitudes(both, int(fft_size), hop, window)
+        p, t = mag[:batch], mag[batch:]
+        if linear_weight:
+            per_item = per_item + linear_weight * (p - t).abs().mean(dim=(-2, -1))
+        if log_weight:
+            log_diff = torch.log(p + eps) - torch.log(t + eps)
+            per_item = per_item + log_weight * log_diff.abs().mean(dim=(-2, -1))
+
+    if reduction == "mean":
+        return per_item.mean()
+    if reduction == "sum":
+        return per_item.sum()
+    return per_item[0] if squeeze else per_item
+
+
+@torch.no_grad()
+def multiscale_spectral_distance(
+    pred,
+    target,
+    *,
+    fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES,
+    overlap: float = 0.75,
+    linear_weight: float = 1.0,
+    log_weight: float = 1.0,
+    eps: float = 1e-7,
+    reduction: str = "mean",
+):
+    """:func:`multiscale_spectral_loss` as a metric: no gradient, plain numbers.
+
+    Args:
+        pred, target: (batch, samples) or (samples,) numpy arrays or tensors of the
+            same shape (numpy input is read as float64 unless it is float32).
+        reduction: "mean" -> float (mean over items); "none" -> (batch,) float64
+            numpy array, or a float for 1-D input.
+        others: as :func:`multiscale_spectral_loss`.
+    Returns:
+        the distance (0 for identical signals).
+    """
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction: expected 'mean' or 'none', got {reduction!r}")
+    pred, target = (_as_tensor(x) for x in (pred, target))
+    if pred.dtype != target.dtype:
+        pred, target = pred.double(), target.double()
+    value = multiscale_spectral_loss(
+        pred,
+        target,
+        fft_sizes=fft_sizes,
+        overlap=overlap,
+        linear_weight=linear_weight,
+        log_weight=log_weight,
+        eps=eps,
+        reduction=reduction,
+    )
+    if value.ndim == 0:
+        return float(value)
+    return value.double().cpu().numpy()
+
+
+def _as_tensor(x) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x.detach()
+    x = np.asarray(x)
+    return torch.from_numpy(x if x.dtype == np.float32 else x.astype(np.float64))
+
+
+class MultiScaleSpectralLoss(nn.Module):
+    """Module form of :func:`multiscale_spectral_loss`.
+
+    Stores the settings and one Hann window per FFT size as non-persistent buffers
+    (they follow ``.to(device)`` but are not written to checkpoints).
+
+    Shapes: ``forward(pred, target)`` with (batch, samples) tensors -> scalar loss (or
+    (batch,) with ``reduction="none"``).
+    """
+
+    def __init__(
+        self,
+        *,
+        fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES,
+        overlap: float = 0.75,
+        linear_weight: float = 1.0,
+        log_weight: float = 1.0,
+        eps: float = 1e-7,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__()
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f"reduction: expected one of {_REDUCTIONS}, got {reduction!r}")
+        self.fft_sizes = tuple(int(s) for s in fft_sizes)
+        if not self.fft_sizes:
+            raise ValueError("fft_sizes: need at least one FFT size")
+        for size in self.fft_sizes:
+            _hop(size, overlap)
+        self.overlap = float(overlap)
+        self.linear_weight = float(linear_weight)
+        self.log_weight = float(log_weight)
+        self.eps = float(eps)
+        self.reduction = reduction
+        for size in self.fft_sizes:
+            self.register_buffer(f"window_{size}", get_window("hann", size), persistent=False)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return multiscale_spectral_loss(
+            pred,
+            target,
+            fft_sizes=self.fft_sizes,
+            overlap=self.overlap,
+            linear_weight=self.linear_weight,
+            log_weight=self.log_weight,
+            eps=self.eps,
+            reduction=self.reduction,
+            windows=[getattr(self, f"window_{size}") for size in self.fft_sizes],
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"fft_sizes={self.fft_sizes}, overlap={self.overlap}, "
+            f"linear_weight={self.linear_weight}, log_weight={self.log_weight}, "
+            f"eps={self.eps}, reduction={self.reduction!r}"
+        )

@@ -1,0 +1,209 @@
+"""The DDSP autoencoder (Engel et al., ICLR 2020), for speech and music.
+
+    f0, loudness ──────────────┐
+    MFCC ─▶ encoder ─▶ z ───────┼─▶ decoder (MLPs, GRU, MLP) ─▶ harmonic amplitude,
+    speaker / instrument id ───┘                                 distribution, noise bands
+        ─▶ Harmonic + FilteredNoise ─▶ Reverb ─▶ audio
+
+Inputs are frame features from a dump (``f0``, ``vuv``, ``loudness``, ``mfcc``), each
+``(batch, frames)`` or ``(batch, frames, dims)``, plus ``speaker`` ``(batch,)`` ids.
+f0 enters the network as normalised log-f0 (continuous through unvoiced gaps), with
+the voicing flag as an extra input; loudness is standardised with the training-set
+statistics kept in buffers. The harmonic synthesizer plays the continuous f0 and
+its amplitude is gated by voicing (``gate_unvoiced``), so unvoiced frames are noise.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..effects import Reverb
+from ..synths import FilteredNoise, Harmonic
+from . import register
+
+__all__ = ["DDSP", "mlp", "continuous_f0"]
+
+
+def mlp(in_size: int, hidden: int, layers: int) -> nn.Sequential:
+    """DDSP's fully connected stack: (Linear, LayerNorm, LeakyReLU) x layers."""
+    mods: list[nn.Module] = []
+    for i in range(layers):
+        mods += [nn.Linear(in_size if i == 0 else hidden, hidden), nn.LayerNorm(hidden), nn.LeakyReLU(0.2)]
+    return nn.Sequential(*mods)
+
+
+def continuous_f0(f0_hz: torch.Tensor, vuv: torch.Tensor) -> torch.Tensor:
+    """Fill unvoiced gaps of f0 by interpolation in log-f0 (edges held), per row.
+
+    Args:
+        f0_hz: (batch, frames), 0 where unvoiced.
+        vuv: (batch, frames) voicing flag (>0.5 voiced).
+    Returns:
+        (batch, frames) f0 in Hz, positive everywhere (100 Hz for a row with no voicing).
+    """
+    voiced = (vuv > 0.5) & (f0_hz > 0)
+    out = torch.empty_like(f0_hz)
+    frames = torch.arange(f0_hz.shape[1], dtype=f0_hz.dtype, device=f0_hz.device)
+    for b in range(f0_hz.shape[0]):
+        idx = torch.nonzero(voiced[b]).flatten()
+        if idx.numel() == 0:
+            out[b] = 100.0
+            continue
+        logf = torch.log(f0_hz[b, idx])
+        pos = torch.searchsorted(idx.to(f0_hz.dtype).contiguous(), frames.contiguous()).clamp(1, max(1, idx.numel() - 1))
+        if idx.numel() == 1:
+            out[b] = torch.exp(logf[0])
+            continue
+        x0, x1 = idx[pos - 1].to(f0_hz.dtype), idx[pos].to(f0_hz.dtype)
+        y0, y1 = logf[pos - 1], logf[pos]
+        w = ((frames - x0) / (x1 - x0)).clamp(0, 1)
+        out[b] = torch.exp(y0 + (y1 - y0) * w)
+    return out
+
+
+@register("ddsp")
+class DDSP(nn.Module):
+    """DDSP autoencoder: f0 + loudness (+ MFCC z, + speaker) to harmonic-plus-noise audio.
+
+    Args:
+        sample_rate: audio rate (Hz).
+        hop_length: samples per frame.
+        n_harmonics: harmonics of the oscillator bank.
+        n_noise_bands: bands of the filtered-noise magnitude response.
+        hidden_size: width of the decoder MLPs.
+        gru_size: decoder GRU units.
+        mlp_layers: layers per MLP.
+        z_dim: size of the MFCC encoder's output z; 0 disables the encoder (music).
+        n_mfcc: MFCC coefficients read by the encoder.
+        encoder_gru_size: encoder GRU units.
+        n_speakers: size of the speaker / instrument table; 0 disables the embedding.
+        speaker_dim: embedding size.
+        use_vuv: feed the voicing flag to the decoder.
+        gate_unvoiced: multiply the harmonic amplitude by the voicing flag.
+        reverb: add the learned reverb; ``reverb_duration_s`` its impulse length.
+    """
+
+    input_streams = ("f0", "vuv", "loudness", "mfcc")
+
+    def __init__(self, *, sample_rate: int, hop_length: int, n_harmonics: int = 100, n_noise_bands: int = 65,
+                 hidden_size: int = 512, gru_size: int = 512, mlp_layers: int = 3, z_dim: int = 16,
+                 n_mfcc: int = 30, encoder_gru_size: int = 256, n_speakers: int = 0, speaker_dim: int = 32,
+                 use_vuv: bool = True, gate_unvoiced: bool = True, reverb: bool = True,
+                 reverb_duration_s: float = 1.0, speakers: list[str] | None = None):
+        super().__init__()
+        self.sample_rate = int(sample_rate)
+        self.hop_length = int(hop_length)
+        self.n_harmonics = int(n_harmonics)
+        self.n_noise_bands = int(n_noise_bands)
+        self.z_dim = int(z_dim)
+        self.n_mfcc = int(n_mfcc)
+        self.use_vuv = bool(use_vuv)
+        self.gate_unvoiced = bool(gate_unvoiced)
+        self.speakers = list(speakers) if speakers else []
+        n_speakers = max(int(n_speakers), len(self.speakers))
+        self.n_speakers = n_speakers
+        if self.z_dim > 0:
+            self.mfcc_norm = nn.LayerNorm(self.n_mfcc)
+            self.encoder_gru = nn.GRU(self.n_mfcc, encoder_gru_size, batch_first=True)
+            self.encoder_out = nn.Linear(encoder_gru_size, self.z_dim)
+        inputs = {"f0": 1, "loudness": 1}
+        if self.use_vuv:
+            inputs["vuv"] = 1
+        if self.z_dim > 0:
+            inputs["z"] = self.z_dim
+        self.input_mlps = nn.ModuleDict({k: mlp(n, hidden_size, mlp_layers) for k, n in inputs.items()})
+        gru_in = hidden_size * len(inputs)
+        if n_speakers > 0:
+            self.speaker_embedding = nn.Embedding(n_speakers, speaker_dim)
+            gru_in += speaker_dim
+        self.gru = nn.GRU(gru_in, gru_size, batch_first=True)
+        self.out_mlp = mlp(gru_size + 2 * hidden_size, hidden_size, mlp_layers)
+        self.out = nn.Linear(hidden_size, 1 + n_harmonics + n_noise_bands)
+        self.harmonic = Harmonic(sample_rate=sample_rate, hop_length=hop_length, n_harmonics=n_harmonics)
+        self.noise = FilteredNoise(hop_length=hop_length, n_bands=n_noise_bands)
+        self.reverb = Reverb(sample_rate=sample_rate, duration_s=reverb_duration_s) if reverb else None
+        # Normalisation statistics (set from the training set, saved in checkpoints).
+        self.register_buffer("logf0_mean", torch.tensor(math.log(150.0)))
+        self.register_buffer("logf0_std", torch.tensor(0.5))
+        self.register_buffer("loudness_mean", torch.tensor(-60.0))
+        self.register_buffer("loudness_std", torch.tensor(20.0))
+
+    # -- statistics ----------------------------------------------------------------
+    def set_statistics(self, stats: dict) -> None:
+        """Take ``logf0`` and ``loudness`` mean/std from a ``vocoder stats`` dict."""
+        g = stats.get("global", stats)
+        for name in ("logf0", "loudness"):
+            if name in g:
+                getattr(self, f"{name}_mean").fill_(float(g[name]["mean"]))
+                getattr(self, f"{name}_std").fill_(max(float(g[name]["std"]), 1e-3))
+
+    def speaker_index(self, name: str) -> int:
+        if name not in self.speakers:
+            raise ValueError(f"unknown speaker/instrument {name!r}; the model knows: {', '.join(self.speakers)}")
+        return self.speakers.index(name)
+
+    # -- network -------------------------------------------------------------------
+    def encode(self, mfcc: torch.Tensor) -> torch.Tensor:
+        """(batch, frames, n_mfcc) MFCC to (batch, frames, z_dim) z."""
+        h, _ = self.encoder_gru(self.mfcc_norm(mfcc[..., : self.n_mfcc]))
+        return self.encoder_out(h)
+
+    def decode(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Network outputs (raw) for the synthesizers; see :meth:`forward` for inputs."""
+        f0 = inputs["f0_continuous"]
+        feats = {
+            "f0": ((torch.log(f0) - self.logf0_mean) / self.logf0_std).unsqueeze(-1),
+            "loudness": ((inputs["loudness"] - self.loudness_mean) / self.loudness_std).unsqueeze(-1),
+        }
+        if self.use_vuv:
+            feats["vuv"] = inputs["vuv"].unsqueeze(-1) * 2 - 1
+        if self.z_dim > 0:
+            feats["z"] = inputs["z"] if "z" in inputs else self.encode(inputs["mfcc"])
+        hidden = [self.input_mlps[k](v) for k, v in feats.items()]
+        x = torch.cat(hidden, dim=-1)
+        if self.n_speakers > 0:
+            spk = inputs.get("speaker_embedding")
+            if spk is None:
+                spk = self.speaker_embedding(inputs["speaker"])
+            x = torch.cat([x, spk.unsqueeze(1).expand(-1, x.shape[1], -1)], dim=-1)
+        g, _ = self.gru(x)
+        y = self.out(self.out_mlp(torch.cat([g, hidden[0], hidden[1]], dim=-1)))
+        return {"amplitude": y[..., :1], "harmonic_distribution": y[..., 1:1 + self.n_harmonics],
+                "noise_magnitudes": y[..., 1 + self.n_harmonics:], "z": feats.get("z")}
+
+    def forward(self, inputs: dict[str, torch.Tensor], *, generator: torch.Generator | None = None,
+                dry: bool = False) -> dict[str, torch.Tensor]:
+        """Synthesize audio from frame features.
+
+        Args:
+            inputs: ``f0`` (batch, frames) Hz with 0 where unvoiced, ``vuv`` (batch,
+                frames), ``loudness`` (batch, frames) dB, ``mfcc`` (batch, frames,
+                n_mfcc) when z_dim > 0, ``speaker`` (batch,) long when the model has
+                speakers (or ``speaker_embedding`` (batch, speaker_dim) for a blend).
+                ``f0_continuous`` may be given; otherwise it is interpolated here.
+            generator: noise generator, for repeatable output.
+            dry: skip the reverb (blind dereverberation).
+        Returns:
+            dict with ``audio`` (batch, frames * hop_length), ``dry_audio``, the
+            ``harmonic`` and ``noise`` signals and their controls.
+        """
+        inputs = dict(inputs)
+        if "f0_continuous" not in inputs:
+            inputs["f0_continuous"] = continuous_f0(inputs["f0"], inputs["vuv"])
+        raw = self.decode(inputs)
+        f0 = inputs["f0_continuous"]
+        amplitude = raw["amplitude"]
+        hc = self.harmonic.get_controls(amplitude, raw["harmonic_distribution"], f0)
+        amps = hc["amplitudes"]
+        if self.gate_unvoiced:
+            amps = amps * inputs["vuv"].unsqueeze(-1)
+        harmonic = self.harmonic.get_signal(amps, f0)
+        nc = self.noise.get_controls(raw["noise_magnitudes"])
+        noise = self.noise.get_signal(nc["magnitudes"], generator)
+        dry_audio = harmonic + noise
+        audio = dry_audio if (dry or self.reverb is None) else self.reverb(dry_audio)
+        return {"audio": audio, "dry_audio": dry_audio, "harmonic": harmonic, "noise": noise,
+                "harmonic_amplitudes": amps, "noise_magnitudes": nc["magnitudes"], "f0_hz": f0, "z": raw["z"]}
+

@@ -1,0 +1,347 @@
+"""The training loop: optimiser, LR schedule, AMP, DDP, checkpoints, TensorBoard.
+
+One :class:`Trainer` trains any registered model on :class:`~vocoder.data.dataset.CropDataset`
+examples with the multi-scale spectral loss. It
+
+* runs on ``cpu`` or ``cuda`` (``resolve_device("auto")`` picks CUDA when present), with
+  mixed precision for the network on CUDA (the synthesizers stay float32);
+* runs data-parallel under ``torchrun`` (DistributedDataParallel; gloo on CPU, NCCL on
+  CUDA): each of W processes takes ``batch_size / W`` examples, so the global batch
+  is the same for any W; only rank 0 writes checkpoints, logs and TensorBoard;
+* clips gradients, decays the learning rate exponentially after a warm-up;
+* writes atomic checkpoints every ``checkpoint_interval`` steps keeping the last
+  ``keep_last``, and resumes from the newest complete one at its step;
+* skips steps whose loss or gradients are not finite, counts them, names the step and
+  the utterances of the batch, and stops after ``max_nonfinite_in_row`` in a row.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from ..losses import MultiScaleSpectralLoss
+from .checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+
+__all__ = ["TrainConfig", "Trainer", "resolve_device", "NonFiniteLossError"]
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many consecutive steps with a NaN/inf loss or gradient."""
+
+
+@dataclass
+class TrainConfig:
+    """Training settings (the ``train:`` section of a config)."""
+
+    max_steps: int = 10000
+    batch_size: int = 16
+    crop_seconds: float = 1.0
+    learning_rate: float = 1e-3
+    final_lr_ratio: float = 0.1
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    grad_clip: float = 3.0
+    fft_sizes: tuple = (2048, 1024, 512, 256, 128, 64)
+    log_weight: float = 1.0
+    linear_weight: float = 1.0
+    checkpoint_interval: int = 1000
+    keep_last: int = 3
+    log_interval: int = 50
+    valid_interval: int = 500
+    audio_interval: int = 1000
+    seed: int = 0
+    amp: bool = True
+    num_workers: int = 0
+    max_nonfinite_in_row: int = 10
+    valid_max_utts: int = 8
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown train settings {sorted(unknown)}; valid: {sorted(names)}")
+        d = dict(d)
+        if "fft_sizes" in d:
+            d["fft_sizes"] = tuple(d["fft_sizes"])
+        return cls(**d)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> cuda if available else cpu; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was requested but no CUDA device is available")
+    return dev
+
+
+def _dist_info() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    return world, rank, local
+
+
+def _collate(items: list[dict]) -> dict:
+    out = {}
+    for key in items[0]:
+        values = [it[key] for it in items]
+        out[key] = values if isinstance(values[0], str) else torch.stack(values)
+    return out
+
+
+class Trainer:
+    """Train ``model`` on ``train_set``; see the module docstring.
+
+    Args:
+        model: a registered model (``forward(inputs) -> {"audio": ...}``).
+        train_set: :class:`CropDataset` of random crops.
+        valid_set: :class:`CropDataset` with ``fixed=True`` (or None).
+        exp_dir: experiment directory (checkpoints/, tensorboard/ are created in it).
+        config: :class:`TrainConfig`.
+        full_config: the resolved configuration stored in every checkpoint.
+        device: ``torch.device``.
+        progress: show a tqdm progress bar.
+    """
+
+    def __init__(self, model, train_set, valid_set, *, exp_dir, config: TrainConfig, full_config: dict,
+                 device: torch.device, progress: bool = True):
+        self.cfg = config
+        self.full_config = full_config
+        self.exp_dir = Path(exp_dir)
+        self.ckpt_dir = self.exp_dir / "checkpoints"
+        self.world, self.rank, local_rank = _dist_info()
+        self.distributed = self.world > 1
+        if self.distributed and not torch.distributed.is_initialized():
+            backend = "nccl" if device.type == "cuda" else "gloo"
+            if device.type == "cuda":
+                device = torch.device("cuda", local_rank)
+                torch.cuda.set_device(device)
+            torch.distributed.init_process_group(backend=backend)
+        self.device = device
+        self.is_main = self.rank == 0
+        if config.batch_size % self.world:
+            raise ValueError(f"batch_size {config.batch_size} is not divisible by the {self.world} processes")
+        self.local_batch = config.batch_size // self.world
+        torch.manual_seed(config.seed)
+        self.model = model.to(device)
+        self.net = self.model
+        if self.distributed:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.train_set = train_set
+        self.valid_set = valid_set
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate,
+                                           weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.loss_fn = MultiScaleSpectralLoss(fft_sizes=config.fft_sizes, log_weight=config.log_weight,
+                                              linear_weight=config.linear_weight).to(device)
+        self.amp = bool(config.amp and device.type == "cuda")
+        self.step = 0
+        self.skipped_steps = 0
+        self.progress = progress and self.is_main
+        self.writer = None
+
+    # -- schedule --------------------------------------------------------------------
+    def _lr_factor(self, step: int) -> float:
+        c = self.cfg
+        warm = min(1.0, (step + 1) / max(1, c.warmup_steps))
+        decay = c.final_lr_ratio ** min(1.0, step / max(1, c.max_steps))
+        return warm * decay
+
+    # -- checkpoints -----------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "step": self.step,
+                "skipped_steps": self.skipped_steps, "config": self.full_config}
+
+    def save(self) -> Path | None:
+        if not self.is_main:
+            return None
+        return save_checkpoint(self.ckpt_dir / f"step_{self.step:08d}.pt", self.state_dict(),
+                               keep_last=self.cfg.keep_last)
+
+    def resume(self) -> bool:
+        """Load the newest complete checkpoint of the experiment; False if none."""
+        path = latest_checkpoint(self.ckpt_dir)
+        if path is None:
+            if list_checkpoints(self.ckpt_dir):
+                print(f"vocoder train: no readable checkpoint in {self.ckpt_dir}; starting from scratch",
+                      file=sys.stderr)
+            return False
+        state = load_checkpoint(path, map_location=self.device)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step = int(state["step"])
+        self.skipped_steps = int(state.get("skipped_steps", 0))
+        if self.is_main:
+            print(f"vocoder train: resumed from {path} at step {self.step}", file=sys.stderr)
+        return True
+
+    # -- loop ------------------------------------------------------------------------
+    def _loader(self, epoch: int) -> DataLoader:
+        self.train_set.set_epoch(epoch)
+        sampler = None
+        if self.distributed:
+            sampler = torch.utils.data.distributed.DistributedSampler(
+                self.train_set, num_replicas=self.world, rank=self.rank, shuffle=False, drop_last=True)
+        return DataLoader(self.train_set, batch_size=self.local_batch, shuffle=False, sampler=sampler,
+                          drop_last=True, num_workers=self.cfg.num_workers, collate_fn=_collate)
+
+    def _to_device(self, batch: dict) -> dict:
+        return {k: (v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+    def _forward_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            out = self.net(batch)
+        audio = out["audio"].float()
+        target = batch["audio"][:, : audio.shape[-1]]
+        return self.loss_fn(audio, target), out
+
+    def train(self) -> dict:
+        """Run until ``max_steps``; returns a summary dict (steps, seconds, losses)."""
+        if self.is_main:
+            self.exp_dir.mkdir(parents=True, exist_ok=True)
+            from torch.utils.tensorboard import SummaryWriter
+            self.writer = SummaryWriter(str(self.exp_dir / "tensorboard"), purge_step=self.step or None)
+        cfg = self.cfg
+        steps_per_epoch = max(1, len(self.train_set) // cfg.batch_size)
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+            bar = tqdm(total=cfg.max_steps, initial=self.step, desc="train", unit="step", file=sys.stderr,
+                       dynamic_ncols=True)
+        nonfinite_in_row = 0
+        t_start = time.time()
+        last_loss = float("nan")
+        audio_seconds = 0.0
+        self.model.train()
+        while self.step < cfg.max_steps:
+            epoch = self.step // steps_per_epoch
+            skip = self.step % steps_per_epoch  # resume mid-epoch on the same examples
+            for i, batch in enumerate(self._loader(epoch)):
+                if i < skip:
+                    continue
+                if self.step >= cfg.max_steps:
+                    break
+                batch = self._to_device(batch)
+                loss, _ = self._forward_loss(batch)
+                self.optimizer.zero_grad(set_to_none=True)
+                finite = bool(torch.isfinite(loss))
+                grad_norm = torch.tensor(float("nan"))
+                if finite:
+                    loss.backward()
+                    grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                    finite = bool(torch.isfinite(grad_norm))
+                if self.distributed:  # every rank must agree to skip or step
+                    flag = torch.tensor([1.0 if finite else 0.0], device=self.device)
+                    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+                    finite = bool(flag.item() > 0)
+                if not finite:
+                    nonfinite_in_row += 1
+                    self.skipped_steps += 1
+                    utts = ", ".join(batch["utt"][:8])
+                    msg = (f"non-finite loss/gradient at step {self.step + 1} (batch utterances: {utts}); "
+                           f"step skipped ({nonfinite_in_row} in a row, {self.skipped_steps} in total)")
+                    print(f"vocoder train: {msg}", file=sys.stderr)
+                    if nonfinite_in_row >= cfg.max_nonfinite_in_row:
+                        raise NonFiniteLossError(f"{msg}; stopping after {nonfinite_in_row} in a row")
+                    self.optimizer.zero_grad(set_to_none=True)
+                    continue
+                nonfinite_in_row = 0
+                self.optimizer.step()
+                self.scheduler.step()
+                self.step += 1
+                last_loss = float(loss.detach())
+                audio_seconds += batch["audio"].shape[0] * batch["audio"].shape[1] / self.model.sample_rate
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{last_loss:.3f}")
+                if self.is_main and self.step % cfg.log_interval == 0:
+                    self.writer.add_scalar("train/loss", last_loss, self.step)
+                    self.writer.add_scalar("train/grad_norm", float(grad_norm), self.step)
+                    self.writer.add_scalar("train/lr", self.scheduler.get_last_lr()[0], self.step)
+                    self.writer.add_scalar("train/skipped_steps", self.skipped_steps, self.step)
+                if self.valid_set is not None and self.step % cfg.valid_interval == 0:
+                    self.validate(write_audio=self.step % cfg.audio_interval == 0)
+                if self.step % cfg.checkpoint_interval == 0:
+                    self.save()
+                    if self.distributed:
+                        torch.distributed.barrier()
+        if bar is not None:
+            bar.close()
+        if not list_checkpoints(self.ckpt_dir) or self.step % cfg.checkpoint_interval:
+            self.save()
+        summary = {"steps": self.step, "seconds": time.time() - t_start, "last_loss": last_loss,
+                   "skipped_steps": self.skipped_steps, "audio_seconds": audio_seconds}
+        if self.valid_set is not None:
+            summary["valid_loss"] = self.validate(write_audio=True)
+        if self.writer is not None:
+            self.writer.flush()
+            self.writer.close()
+        return summary
+
+    @torch.no_grad()
+    def validate(self, *, write_audio: bool = False) -> float:
+        """Mean loss over the validation crops; rank 0 logs it (and audio, spectrograms)."""
+        if self.valid_set is None:
+            return float("nan")
+        self.model.eval()
+        n = min(len(self.valid_set), self.cfg.valid_max_utts)
+        losses, first = [], None
+        g = torch.Generator().manual_seed(1234)
+        for i in range(n):
+            batch = self._to_device(_collate([self.valid_set[i]]))
+            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                out = self.model(batch, generator=g if self.device.type == "cpu" else None)
+            audio = out["audio"].float()
+            losses.append(float(self.loss_fn(audio, batch["audio"][:, : audio.shape[-1]])))
+            if first is None:
+                first = (batch, out)
+        self.model.train()
+        loss = sum(losses) / max(1, len(losses))
+        if self.is_main and self.writer is not None:
+            self.writer.add_scalar("valid/loss", loss, self.step)
+            if write_audio and first is not None:
+                batch, out = first
+                sr = self.model.sample_rate
+                self.writer.add_audio("valid/target", batch["audio"][0].cpu().clamp(-1, 1), self.step, sr)
+                self.writer.add_audio("valid/synthesis", out["audio"][0].float().cpu().clamp(-1, 1), self.step, sr)
+                self.writer.add_figure("valid/spectrogram", _spectrogram_figure(
+                    batch["audio"][0].cpu(), out["audio"][0].float().cpu(), sr), self.step)
+        return loss
+
+
+def _spectrogram_figure(target: torch.Tensor, synth: torch.Tensor, sample_rate: int):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
+    for ax, x, title in zip(axes, (target, synth), ("target", "synthesis")):
+        n_fft = 1024
+        spec = torch.stft(x, n_fft, hop_length=n_fft // 4, window=torch.hann_window(n_fft), return_complex=True)
+        db = 20 * torch.log10(spec.abs().clamp_min(1e-5))
+        ax.imshow(db.numpy(), origin="lower", aspect="auto", vmin=float(db.max()) - 80, vmax=float(db.max()),
+                  extent=[0, x.shape[-1] / sample_rate, 0, sample_rate / 2])
+        ax.set_title(title)
+        ax.set_ylabel("Hz")
+    axes[-1].set_xlabel("s")
+    fig.tight_layout()
+    return fig
+
+
+def steps_per_second(summary: dict) -> float:
+    return summary["steps"] / summary["seconds"] if summary.get("seconds") else math.nan
