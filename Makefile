@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv test test-all demo bench clean-venv lint
+.PHONY: all venv test test-all demo demo-debug bench clean-venv lint
 
 all: test
 
@@ -27,14 +27,23 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
 
+# The embedded mini recipe end to end: data prep, features, training of a speech and a
+# music model, synthesis, evaluation against WORLD copy-synthesis, HTML report.
 demo: $(STAMP)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash demo.sh
+	cd egs/mini/voc1 && ./run.sh
+
+# The same recipe with tiny debug configs (a minute or two; what CI runs).
+demo-debug: $(STAMP)
+	cd egs/mini/voc1 && ./run.sh --debug true
 
 bench: $(STAMP)
 	$(PY) benchmarks/synth_speed.py
+	$(PY) benchmarks/train_speed.py
 
 lint:
-	shellcheck -x recipes/*.sh egs/*/*/*.sh egs/*/*/local/*.sh
+	shellcheck -x recipes/utils/*.sh recipes/templates/*.sh
+	for d in egs/*/*/; do (cd $$d && shellcheck -x run.sh); done
+	for d in egs/*/local/; do (cd $$d && shellcheck -x *.sh); done
 
 clean-venv:
 	rm -rf $(VENV)

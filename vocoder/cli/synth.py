@@ -58,6 +58,18 @@ def synthesize_utterance(model, feats: dict, *, speaker_index: int | None, f0_sh
     return out["audio"][0].float().cpu().numpy()
 
 
+def _made_by_other_checkpoint(out_dir: Path, ckpt: Path, state: dict) -> bool:
+    """True if OUT_DIR/synth.json says its wavs came from another checkpoint or step."""
+    info_file = out_dir / "synth.json"
+    if not info_file.is_file():
+        return False
+    try:
+        info = json.loads(info_file.read_text())
+    except ValueError:
+        return True
+    return info.get("checkpoint") != str(ckpt) or int(info.get("step", -1)) != int(state.get("step", 0))
+
+
 def run(args) -> int:
     import torch
 
@@ -79,11 +91,12 @@ def run(args) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     utts = dump.utts[: args.utts] if args.utts else dump.utts
+    overwrite = args.overwrite or _made_by_other_checkpoint(out_dir, ckpt, state)
     failed, done, compute, audio_s = {}, 0, 0.0, 0.0
     from tqdm import tqdm
     for utt in tqdm(utts, desc="synth", unit="utt", file=sys.stderr, disable=not sys.stderr.isatty()):
         path = out_dir / f"{utt}.wav"
-        if path.exists() and not args.overwrite:
+        if path.exists() and not overwrite:
             continue
         try:
             feats = dump.load(utt, streams)

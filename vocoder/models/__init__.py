@@ -5,7 +5,10 @@ Every model is an ``nn.Module`` with keyword-only constructor arguments (the
 
 * ``input_streams``: feature streams it reads from a dump (e.g. ``("f0", "vuv", ...)``);
 * ``forward(inputs, *, generator=None) -> dict`` with at least ``audio``
-  (batch, frames * hop_length) and the synthesizer controls for plots;
+  (batch, frames * hop_length) and the synthesizer controls for plots; ``generator``
+  is a ``torch.Generator`` or a list of them, one per batch row (the trainer passes
+  per-example generators so that the noise of an example does not depend on the batch
+  split across processes, nor on whether the run was resumed);
 * ``set_statistics(stats)``: store normalisation statistics (from ``vocoder stats``)
   in buffers, so that they travel inside the checkpoint.
 

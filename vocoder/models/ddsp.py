@@ -15,10 +15,12 @@ its amplitude is gated by voicing (``gate_unvoiced``), so unvoiced frames are no
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 from torch import nn
 
+from ..dsp.filters import frequency_sampling_fir, ltv_fir
 from ..effects import Reverb
 from ..synths import FilteredNoise, Harmonic
 from . import register
@@ -173,7 +175,30 @@ class DDSP(nn.Module):
         return {"amplitude": y[..., :1], "harmonic_distribution": y[..., 1:1 + self.n_harmonics],
                 "noise_magnitudes": y[..., 1 + self.n_harmonics:], "z": feats.get("z")}
 
-    def forward(self, inputs: dict[str, torch.Tensor], *, generator: torch.Generator | None = None,
+    def render_noise(self, magnitudes: torch.Tensor,
+                     generator: torch.Generator | Sequence[torch.Generator] | None = None) -> torch.Tensor:
+        """Filtered noise from valid (batch, frames, n_noise_bands) magnitudes.
+
+        ``generator`` is one generator for the whole batch (``FilteredNoise.get_signal``)
+        or a sequence of them, one per batch row: row ``i`` then gets exactly the noise
+        that ``FilteredNoise.get_signal(magnitudes[i:i+1], generator[i])`` would, so an
+        example's noise does not depend on which batch (or process) it is in. The rows
+        are filtered together, as fast as the single-generator case.
+        """
+        if generator is None or isinstance(generator, (torch.Generator, int)):
+            return self.noise.get_signal(magnitudes, generator)
+        gens = list(generator)
+        if len(gens) != magnitudes.shape[0]:
+            raise ValueError(f"got {len(gens)} noise generators for a batch of {magnitudes.shape[0]}")
+        n = magnitudes.shape[1] * self.hop_length
+        rows = [torch.rand(1, n, generator=g, dtype=magnitudes.dtype, device=g.device).to(magnitudes.device)
+                for g in gens]  # as vocoder.dsp.filters.filtered_noise draws them
+        noise = 2.0 * torch.cat(rows) - 1.0
+        irs = frequency_sampling_fir(magnitudes, ir_length=self.noise.ir_length)
+        return ltv_fir(noise, irs, hop_length=self.hop_length, centred=True)
+
+    def forward(self, inputs: dict[str, torch.Tensor], *,
+                generator: torch.Generator | Sequence[torch.Generator] | None = None,
                 dry: bool = False) -> dict[str, torch.Tensor]:
         """Synthesize audio from frame features.
 
@@ -183,7 +208,8 @@ class DDSP(nn.Module):
                 n_mfcc) when z_dim > 0, ``speaker`` (batch,) long when the model has
                 speakers (or ``speaker_embedding`` (batch, speaker_dim) for a blend).
                 ``f0_continuous`` may be given; otherwise it is interpolated here.
-            generator: noise generator, for repeatable output.
+            generator: noise generator, for repeatable output; or one generator per
+                batch row (see :meth:`render_noise`), as the trainer passes them.
             dry: skip the reverb (blind dereverberation).
         Returns:
             dict with ``audio`` (batch, frames * hop_length), ``dry_audio``, the
@@ -201,7 +227,7 @@ class DDSP(nn.Module):
             amps = amps * inputs["vuv"].unsqueeze(-1)
         harmonic = self.harmonic.get_signal(amps, f0)
         nc = self.noise.get_controls(raw["noise_magnitudes"])
-        noise = self.noise.get_signal(nc["magnitudes"], generator)
+        noise = self.render_noise(nc["magnitudes"], generator)
         dry_audio = harmonic + noise
         audio = dry_audio if (dry or self.reverb is None) else self.reverb(dry_audio)
         return {"audio": audio, "dry_audio": dry_audio, "harmonic": harmonic, "noise": noise,

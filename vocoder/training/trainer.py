@@ -6,8 +6,13 @@ examples with the multi-scale spectral loss. It
 * runs on ``cpu`` or ``cuda`` (``resolve_device("auto")`` picks CUDA when present), with
   mixed precision for the network on CUDA (the synthesizers stay float32);
 * runs data-parallel under ``torchrun`` (DistributedDataParallel; gloo on CPU, NCCL on
-  CUDA): each of W processes takes ``batch_size / W`` examples, so the global batch
-  is the same for any W; only rank 0 writes checkpoints, logs and TensorBoard;
+  CUDA): global batch ``k`` of an epoch is the examples ``k*B ... k*B + B - 1`` of the
+  dataset and process ``r`` of W takes the ``r``-th contiguous slice of ``B / W`` of
+  them; the noise of example ``i`` comes from its own generator seeded by
+  ``(seed, epoch, i)``. So a run on W processes follows the single-process run with
+  the same ``batch_size`` (up to float rounding), and so does a resumed run, which
+  continues at the saved position in the data. Only rank 0 writes checkpoints, logs
+  and TensorBoard;
 * clips gradients, decays the learning rate exponentially after a warm-up;
 * writes atomic checkpoints every ``checkpoint_interval`` steps keeping the last
   ``keep_last``, and resumes from the newest complete one at its step;
@@ -92,6 +97,38 @@ def _dist_info() -> tuple[int, int, int]:
     return world, rank, local
 
 
+class _GlobalBatchSampler(torch.utils.data.Sampler):
+    """Batches ``start ... n_batches - 1`` of an epoch; this process's slice of each.
+
+    Global batch ``k`` holds dataset indices ``k*B ... k*B + B - 1`` (``B`` the global
+    batch size); rank ``r`` of ``world`` takes ``k*B + r*b ... k*B + (r+1)*b - 1`` with
+    ``b = B / world``. A :class:`CropDataset` draws crop ``i`` from ``(seed, epoch, i)``,
+    so an index past its length is just another crop: an epoch has at least one batch
+    even when the dataset has fewer examples than ``B``.
+    """
+
+    def __init__(self, *, n_batches: int, batch_size: int, rank: int, world: int, start: int = 0):
+        self.n_batches, self.batch_size, self.start = n_batches, batch_size, start
+        self.local = batch_size // world
+        self.offset = rank * self.local
+
+    def __len__(self) -> int:
+        return max(0, self.n_batches - self.start)
+
+    def __iter__(self):
+        for k in range(self.start, self.n_batches):
+            first = k * self.batch_size + self.offset
+            yield list(range(first, first + self.local))
+
+
+def example_seed(seed: int, epoch: int, index: int) -> int:
+    """Seed of the noise generator of example ``index`` of ``epoch`` (a 63-bit int)."""
+    import numpy as np
+
+    state = np.random.SeedSequence([int(seed), int(epoch), int(index), 0x6E6F697365]).generate_state(2)
+    return (int(state[0]) << 31 | int(state[1]) >> 1) & ((1 << 63) - 1)
+
+
 def _collate(items: list[dict]) -> dict:
     out = {}
     for key in items[0]:
@@ -149,6 +186,7 @@ class Trainer:
         self.amp = bool(config.amp and device.type == "cuda")
         self.step = 0
         self.skipped_steps = 0
+        self.batches_seen = 0  # position in the data: batches consumed, skipped ones included
         self.progress = progress and self.is_main
         self.writer = None
 
@@ -163,7 +201,8 @@ class Trainer:
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "step": self.step,
-                "skipped_steps": self.skipped_steps, "config": self.full_config}
+                "skipped_steps": self.skipped_steps, "batches_seen": self.batches_seen,
+                "config": self.full_config}
 
     def save(self) -> Path | None:
         if not self.is_main:
@@ -185,26 +224,36 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.step = int(state["step"])
         self.skipped_steps = int(state.get("skipped_steps", 0))
+        self.batches_seen = int(state.get("batches_seen", self.step + self.skipped_steps))
         if self.is_main:
             print(f"vocoder train: resumed from {path} at step {self.step}", file=sys.stderr)
         return True
 
     # -- loop ------------------------------------------------------------------------
-    def _loader(self, epoch: int) -> DataLoader:
+    def steps_per_epoch(self) -> int:
+        return max(1, len(self.train_set) // self.cfg.batch_size)
+
+    def _loader(self, epoch: int, start: int = 0) -> DataLoader:
+        """This process's batches ``start ...`` of ``epoch`` (see :class:`_GlobalBatchSampler`)."""
         self.train_set.set_epoch(epoch)
-        sampler = None
-        if self.distributed:
-            sampler = torch.utils.data.distributed.DistributedSampler(
-                self.train_set, num_replicas=self.world, rank=self.rank, shuffle=False, drop_last=True)
-        return DataLoader(self.train_set, batch_size=self.local_batch, shuffle=False, sampler=sampler,
-                          drop_last=True, num_workers=self.cfg.num_workers, collate_fn=_collate)
+        sampler = _GlobalBatchSampler(n_batches=self.steps_per_epoch(), batch_size=self.cfg.batch_size,
+                                      rank=self.rank, world=self.world, start=start)
+        return DataLoader(self.train_set, batch_sampler=sampler, num_workers=self.cfg.num_workers,
+                          collate_fn=_collate)
+
+    def _generators(self, epoch: int, batch_index: int) -> list[torch.Generator]:
+        """One noise generator per example of this process's slice of a global batch."""
+        first = batch_index * self.cfg.batch_size + self.rank * self.local_batch
+        dev = self.device if self.device.type == "cuda" else torch.device("cpu")
+        return [torch.Generator(device=dev).manual_seed(example_seed(self.cfg.seed, epoch, first + j))
+                for j in range(self.local_batch)]
 
     def _to_device(self, batch: dict) -> dict:
         return {k: (v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
-    def _forward_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
+    def _forward_loss(self, batch: dict, generator=None) -> tuple[torch.Tensor, dict]:
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            out = self.net(batch)
+            out = self.net(batch, generator=generator)
         audio = out["audio"].float()
         target = batch["audio"][:, : audio.shape[-1]]
         return self.loss_fn(audio, target), out
@@ -216,7 +265,7 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter
             self.writer = SummaryWriter(str(self.exp_dir / "tensorboard"), purge_step=self.step or None)
         cfg = self.cfg
-        steps_per_epoch = max(1, len(self.train_set) // cfg.batch_size)
+        steps_per_epoch = self.steps_per_epoch()
         bar = None
         if self.progress:
             from tqdm import tqdm
@@ -228,26 +277,28 @@ class Trainer:
         audio_seconds = 0.0
         self.model.train()
         while self.step < cfg.max_steps:
-            epoch = self.step // steps_per_epoch
-            skip = self.step % steps_per_epoch  # resume mid-epoch on the same examples
-            for i, batch in enumerate(self._loader(epoch)):
-                if i < skip:
-                    continue
+            # resume mid-epoch at the next unseen batch (not recomputed from the step, which
+            # does not count the batches of skipped non-finite steps)
+            epoch, start = divmod(self.batches_seen, steps_per_epoch)
+            for k, batch in enumerate(self._loader(epoch, start), start=start):
                 if self.step >= cfg.max_steps:
                     break
+                self.batches_seen += 1
                 batch = self._to_device(batch)
-                loss, _ = self._forward_loss(batch)
+                loss, _ = self._forward_loss(batch, generator=self._generators(epoch, k))
                 self.optimizer.zero_grad(set_to_none=True)
                 finite = bool(torch.isfinite(loss))
-                grad_norm = torch.tensor(float("nan"))
-                if finite:
-                    loss.backward()
-                    grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-                    finite = bool(torch.isfinite(grad_norm))
-                if self.distributed:  # every rank must agree to skip or step
+                if self.distributed:
+                    # agree before backward: DDP's gradient all-reduce needs every rank in it
                     flag = torch.tensor([1.0 if finite else 0.0], device=self.device)
                     torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
                     finite = bool(flag.item() > 0)
+                grad_norm = torch.tensor(float("nan"))
+                if finite:
+                    loss.backward()
+                    # the gradients are averaged over the ranks, so all ranks see the same norm
+                    grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                    finite = bool(torch.isfinite(grad_norm))
                 if not finite:
                     nonfinite_in_row += 1
                     self.skipped_steps += 1
