@@ -164,7 +164,7 @@ class AudioSource:
     """
 
     def __init__(self, value, *, bases: Sequence[Path]):
-        from .cli.evaluate import list_audio
+        from .data.sources import list_audio
 
         self.value = str(value) if value is not None else ""
         self.path: Path | None = None  # where the value was found
@@ -196,7 +196,7 @@ class AudioSource:
         Raises:
             AudioError: the utterance is not in the source, or its audio is unreadable.
         """
-        from .cli.evaluate import load_item
+        from .data.sources import load_item
 
         item = self._items.get(utt)
         if item is None:
