@@ -42,8 +42,7 @@ bench: $(STAMP)
 
 lint:
 	shellcheck -x recipes/utils/*.sh recipes/templates/*.sh
-	for d in egs/*/*/; do (cd $$d && shellcheck -x run.sh); done
-	for d in egs/*/local/; do (cd $$d && shellcheck -x *.sh); done
+	set -e; for f in egs/*/*/run.sh egs/*/local/*.sh; do (cd $$(dirname $$f) && shellcheck -x $$(basename $$f)); done
 
 clean-venv:
 	rm -rf $(VENV)

@@ -82,6 +82,7 @@ def _run_job(job: int, items: list, cfg_dict: dict, dump_dir: str, allow_pipes: 
                for s in streams}
     failed: dict[str, str] = {}
     frames: dict[str, int] = {}
+    samples: dict[str, int] = {}
     it = items
     if show_progress:
         from tqdm import tqdm
@@ -106,12 +107,14 @@ def _run_job(job: int, items: list, cfg_dict: dict, dump_dir: str, allow_pipes: 
             for s in cfg.streams:
                 writers[s][utt] = feats[s]
             frames[utt] = int(feats[cfg.streams[0]].shape[0])
+            samples[utt] = int(audio.shape[0])
     finally:
         for w in writers.values():
             w.close()
     for s in streams:
         os.replace(arks / f"{s}.{job}.scp.tmp", arks / f"{s}.{job}.scp")
     (arks / f"frames.{job}").write_text("".join(f"{u} {n}\n" for u, n in frames.items()))
+    (arks / f"samples.{job}").write_text("".join(f"{u} {n}\n" for u, n in samples.items()))
     (arks / f"failed.{job}").write_text("".join(f"{u} {r}\n" for u, r in failed.items()))
     return {"ok": len(frames), "failed": failed}
 
@@ -163,15 +166,18 @@ def run(args) -> int:
     streams = ["wav"] + list(cfg.streams)
     merged = {s: {} for s in streams}
     frames: dict[str, str] = {}
+    samples: dict[str, str] = {}
     failed: dict[str, str] = {}
     for j in range(1, nj + 1):
         for s in streams:
             merged[s].update(_read_scp(arks / f"{s}.{j}.scp"))
         frames.update(_read_scp(arks / f"frames.{j}"))
+        samples.update(_read_scp(arks / f"samples.{j}"))
         failed.update(_read_scp(arks / f"failed.{j}"))
     for s in streams:
         write_table(dump / f"{s}.scp", merged[s])
     write_table(dump / "utt2num_frames", frames)
+    write_table(dump / "utt2num_samples", samples)
     ok_utts = [u for u in data.utt_ids if u in frames]
     utt2spk = {u: data.utt2spk[u] for u in ok_utts}
     write_table(dump / "utt2spk", utt2spk)

@@ -80,7 +80,7 @@ def run(args) -> int:
     from ..training.trainer import resolve_device
 
     device = resolve_device(args.device)
-    ckpt = resolve_checkpoint(args.checkpoint)
+    ckpt = resolve_checkpoint(args.checkpoint).resolve()  # absolute: synth.json compares it across runs
     model, state = load_model(ckpt, device=device)
     streams = list(get_model_class(state["config"]["model"]["name"]).input_streams)
     dump = FeatureDump(args.dump, streams=streams)
@@ -110,6 +110,7 @@ def run(args) -> int:
                                          seed=args.seed)
             compute += time.perf_counter() - t
             n = feats[streams[0]].shape[0] * model.hop_length
+            n = min(n, dump.utt2num_samples.get(utt, n))  # the source's length
             audio_s += n / model.sample_rate
             save_audio(path, audio[:n], model.sample_rate)
             done += 1

@@ -129,6 +129,7 @@ def run(args) -> int:
                 return 0
             cfg["model"] = saved["config"]["model"]  # the model must match the checkpoint
     device = resolve_device(args.device)
+    torch.manual_seed(tcfg.seed)  # the model's initial weights follow train.seed
     model_cfg = {k: v for k, v in cfg["model"].items() if k != "name"}
     model = build_model(cfg["model"]["name"], **model_cfg)
     if stats_path:

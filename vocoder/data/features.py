@@ -11,7 +11,7 @@ A feature dump ``dump/<set>/`` holds:
 ``mfcc.scp``      (frames, n_mfcc) float32 MFCCs (DDSP's z-encoder input)
 ``mel.scp``       (frames, n_mels) float32 log mel spectrogram (the TTS front-end format)
 ``utt2spk``       speakers of the utterances in the dump (``spk2utt`` beside it)
-``utt2num_frames``frames per utterance
+``utt2num_frames``frames per utterance (``utt2num_samples``: audio samples)
 ``failed``        ``<utt> <reason>`` for items that could not be processed
 ================  ==================================================================
 
@@ -61,6 +61,8 @@ class FeatureConfig:
     streams: list[str] = field(default_factory=lambda: list(FRAME_STREAMS))
 
     def __post_init__(self):
+        if not self.streams:
+            raise ValueError(f"no feature streams selected; choose from {list(FRAME_STREAMS)}")
         unknown = set(self.streams) - set(FRAME_STREAMS)
         if unknown:
             raise ValueError(f"unknown feature streams {sorted(unknown)}; choose from {list(FRAME_STREAMS)}")
@@ -205,6 +207,7 @@ class FeatureDump:
             keys = k if keys is None else keys & k
         self.utts = sorted(keys or [], key=lambda u: u.encode())
         self.utt2spk = _read_kv(self.path / "utt2spk")
+        self.utt2num_samples = {k: int(v) for k, v in _read_kv(self.path / "utt2num_samples").items()}
 
     @property
     def sample_rate(self) -> int:

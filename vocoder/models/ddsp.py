@@ -168,7 +168,11 @@ class DDSP(nn.Module):
         if self.n_speakers > 0:
             spk = inputs.get("speaker_embedding")
             if spk is None:
-                spk = self.speaker_embedding(inputs["speaker"])
+                # Index -1 (a speaker the model was not trained on): the mean embedding.
+                idx = inputs["speaker"]
+                known = self.speaker_embedding(idx.clamp_min(0))
+                mean = self.speaker_embedding.weight.mean(0).expand_as(known)
+                spk = torch.where((idx >= 0).unsqueeze(-1), known, mean)
             x = torch.cat([x, spk.unsqueeze(1).expand(-1, x.shape[1], -1)], dim=-1)
         g, _ = self.gru(x)
         y = self.out(self.out_mlp(torch.cat([g, hidden[0], hidden[1]], dim=-1)))

@@ -330,6 +330,8 @@ class Trainer:
                     self.save()
                     if self.distributed:
                         torch.distributed.barrier()
+                if self.step >= cfg.max_steps:
+                    break  # before the loader fetches a batch that will not be used
         if bar is not None:
             bar.close()
         if not list_checkpoints(self.ckpt_dir) or self.step % cfg.checkpoint_interval:
