@@ -109,18 +109,23 @@ def multiscale_spectral_loss(
         raise ValueError(f"windows: got {len(windows)} windows for {len(fft_sizes)} FFT sizes")
     squeeze = pred.ndim == 1
     batch = 1 if squeeze else pred.shape[0]
-    both = torch.cat([pred.reshape(batch, -1), target.reshape(batch, -1)], dim=0)
+    pred2, target2 = pred.reshape(batch, -1), target.reshape(batch, -1)
+    # A target without gradient (the usual case) is analysed outside autograd: its
+    # STFT backward and stored intermediates would be pure waste.
+    target_grad = target.requires_grad and torch.is_grad_enabled()
 
-    per_item = both.new_zeros(batch)
+    per_item = pred2.new_zeros(batch)
     for i, fft_size in enumerate(fft_sizes):
         hop = _hop(int(fft_size), overlap)
-        window = "hann" if windows is None else windows[i].to(both.dtype)
-        mag = _padded_magnitudes(both, int(fft_size), hop, window)
-        p, t = mag[:batch], mag[batch:]
+        window = "hann" if windows is None else windows[i].to(pred2.dtype)
+        p = _padded_magnitudes(pred2, int(fft_size), hop, window)
+        with torch.set_grad_enabled(target_grad):
+            t = _padded_magnitudes(target2, int(fft_size), hop, window)
+            log_t = torch.log(t + eps) if log_weight else None
         if linear_weight:
             per_item = per_item + linear_weight * (p - t).abs().mean(dim=(-2, -1))
         if log_weight:
-            log_diff = torch.log(p + eps) - torch.log(t + eps)
+            log_diff = torch.log(p + eps) - log_t
             per_item = per_item + log_weight * log_diff.abs().mean(dim=(-2, -1))
 
     if reduction == "mean":

@@ -154,7 +154,7 @@ def _chunk_rows(hop: int, n_harmonics: int, chunk_elements: int) -> int:
 def _bank_forward(phase, amps, weights, k, chunk):
     """Sum of harmonics over frame segments; no autograd state.
 
-    phase: (segments, hop) phase of the fundamental; amps: (segments, harmonics, 2)
+    phase: (segments, hop) phase of the fundamental; amps: (segments, 2, harmonics)
     masked amplitudes at each segment's left and right frame centres; weights: (hop,)
     right-frame interpolation weights; chunk: segments per work tensor.
     Returns (segments, hop).
@@ -162,14 +162,15 @@ def _bank_forward(phase, amps, weights, k, chunk):
     rows, hop = phase.shape
     out = phase.new_empty(rows, hop)
     work = phase.new_empty(min(chunk, rows), hop, k.numel())  # reused: no page faults per chunk
-    pair = phase.new_empty(min(chunk, rows), hop, 2)
+    pair = phase.new_empty(min(chunk, rows), 2, hop)
     for s in range(0, rows, chunk):
         e = min(rows, s + chunk)
         sines = work[: e - s]
         torch.mul(phase[s:e].unsqueeze(-1), k, out=sines)
         sines.sin_()
-        y = torch.matmul(sines, amps[s:e], out=pair[: e - s])  # (c, hop, 2)
-        torch.addcmul(y[..., 0], y[..., 1] - y[..., 0], weights, out=out[s:e])
+        # (c, 2, K) @ (c, K, hop): the wide output keeps the batched GEMM efficient.
+        y = torch.matmul(amps[s:e], sines.transpose(1, 2), out=pair[: e - s])  # (c, 2, hop)
+        torch.addcmul(y[:, 0], y[:, 1] - y[:, 0], weights, out=out[s:e])
     return out
 
 
@@ -192,8 +193,8 @@ class _HarmonicBank(torch.autograd.Function):
         grad_phase = torch.empty_like(phase) if need_phase else None
         grad_amps = torch.empty_like(amps) if need_amps else None
         # d out / d amps_left = sin * (1 - w), d out / d amps_right = sin * w.
-        g2 = torch.stack([grad_out * (1 - weights), grad_out * weights], dim=-1)  # (rows, hop, 2)
-        k_amps = amps * k.view(1, -1, 1) if need_phase else None
+        g2 = torch.stack([grad_out * (1 - weights), grad_out * weights], dim=1)  # (rows, 2, hop)
+        k_amps = amps * k if need_phase else None  # (rows, 2, K)
         work = phase.new_empty(min(chunk, rows), hop, k.numel())
         for s in range(0, rows, chunk):
             e = min(rows, s + chunk)
@@ -201,12 +202,12 @@ class _HarmonicBank(torch.autograd.Function):
             if need_amps:
                 torch.mul(phase[s:e].unsqueeze(-1), k, out=arg)
                 arg.sin_()
-                torch.matmul(arg.transpose(-1, -2), g2[s:e], out=grad_amps[s:e])
+                torch.matmul(g2[s:e], arg, out=grad_amps[s:e])  # (c, 2, K)
             if need_phase:
                 torch.mul(phase[s:e].unsqueeze(-1), k, out=arg)
                 arg.cos_()
-                z = torch.matmul(arg, k_amps[s:e])  # (c, hop, 2)
-                grad_phase[s:e] = grad_out[s:e] * torch.lerp(z[..., 0], z[..., 1], weights)
+                z = torch.matmul(k_amps[s:e], arg.transpose(1, 2))  # (c, 2, hop)
+                grad_phase[s:e] = grad_out[s:e] * torch.lerp(z[:, 0], z[:, 1], weights)
         return grad_phase, grad_amps, None, None, None
 
 
@@ -250,12 +251,12 @@ def harmonic_synthesis(
     mask = segment_nyquist_mask(f0_hz, n_harm, sample_rate=sample_rate).to(dtype)
     amps = amplitudes.to(dtype)
     right = torch.cat([amps[:, 1:], amps[:, -1:]], dim=1)
-    pair = torch.stack([amps * mask, right * mask], dim=-1)  # (b, F, K, 2)
+    pair = torch.stack([amps * mask, right * mask], dim=-2)  # (b, F, 2, K)
     weights = linear_weights(hop_length, dtype=dtype, device=amps.device)
     k = torch.arange(1, n_harm + 1, dtype=dtype, device=amps.device)
     chunk = _chunk_rows(hop_length, n_harm, chunk_elements)
     phase = phase.reshape(batch * n_frames, hop_length)
-    pair = pair.reshape(batch * n_frames, n_harm, 2)
+    pair = pair.reshape(batch * n_frames, 2, n_harm)
     if torch.is_grad_enabled() and (phase.requires_grad or pair.requires_grad):
         out = _HarmonicBank.apply(phase, pair, weights, k, chunk)
     else:
