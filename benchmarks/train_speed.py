@@ -8,8 +8,10 @@ learned reverb, float32, batches of 16 x 4 s and 16 x 1 s, 2 threads by default.
 
 One step is what :class:`vocoder.training.trainer.Trainer` does per batch on CPU:
 forward, multi-scale spectral loss (the trainer's FFT sizes 2048 ... 64), backward,
-gradient clipping, AdamW step. Our model also has the z encoder (MFCC -> GRU 256 ->
-z_dim 16) and the voicing input, so its network is larger than the baseline's.
+gradient clipping, AdamW step. With ``--variant reference`` (default) our model has the
+baseline's inputs (f0 and loudness: no z encoder, no voicing input), so the networks
+match; ``--variant speech`` adds the speech model's z encoder (MFCC -> GRU 256 -> z_dim
+16) and voicing input.
 
 The baseline, written below after the approach of acids-ircam/ddsp_pytorch (its
 ``ddsp/core.py``, ``ddsp/model.py``, ``train.py``), is their model and step: pitch and
@@ -237,10 +239,14 @@ class OursRunner:
 
     name = "ours"
 
+    variant = "reference"  # set from --variant
+
     def __init__(self, batch_size: int = 16):
         torch.manual_seed(0)
+        speech = self.variant == "speech"
         model = DDSP(sample_rate=SAMPLE_RATE, hop_length=HOP, n_harmonics=N_HARMONICS, n_noise_bands=N_BANDS,
-                     hidden_size=HIDDEN, gru_size=HIDDEN, mlp_layers=3, z_dim=Z_DIM, n_mfcc=N_MFCC,
+                     hidden_size=HIDDEN, gru_size=HIDDEN, mlp_layers=3, z_dim=Z_DIM if speech else 0,
+                     n_mfcc=N_MFCC, use_vuv=speech, gate_unvoiced=speech,
                      reverb=True, reverb_duration_s=REVERB_S)
         cfg = TrainConfig(batch_size=batch_size, amp=False, seed=0)
         self.trainer = Trainer(model, None, None, exp_dir="/nonexistent-train-speed", config=cfg,
@@ -339,8 +345,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="shorter run (under 60 s)")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
+    p.add_argument("--variant", choices=["reference", "speech"], default="reference",
+                   help="our model with the baseline's inputs (reference) or the speech model's z and vuv")
     p.add_argument("--_memory", nargs=3, metavar=("IMPL", "BATCH", "SECONDS"), help=argparse.SUPPRESS)
     args = p.parse_args()
+    OursRunner.variant = args.variant
     if args._memory:
         impl, batch, seconds = args._memory
         emit(measure_memory(impl, int(batch), float(seconds), args.threads))
@@ -349,10 +358,16 @@ def main() -> None:
     t_total = time.perf_counter()
     load_start = os.getloadavg()[0]
     result = {"benchmark": "train_speed", "sample_rate": SAMPLE_RATE, "hop_length": HOP,
-              "n_harmonics": N_HARMONICS, "n_noise_bands": N_BANDS, "hidden_size": HIDDEN, "z_dim": Z_DIM,
+              "n_harmonics": N_HARMONICS, "n_noise_bands": N_BANDS, "hidden_size": HIDDEN, "variant": args.variant,
+              "z_dim": Z_DIM if args.variant == "speech" else 0,
               "reverb_s": REVERB_S, "dtype": "float32", "quick": bool(args.quick),
               **machine_info(args.threads), **REFERENCE_ACIDS,
               "load_average_1min_start": load_start}
+    # Memory children first: once this process has run torch ops, its idle OpenMP
+    # threads can keep spinning and slow a child down on a 2-core machine.
+    memory = {(name, batch, seconds): run_child(__file__, ["--threads", str(args.threads), "--variant",
+                                                           args.variant, "--_memory", name, str(batch), str(seconds)])
+              for batch, seconds in SHAPES for name in RUNNERS}
     runners = {name: cls() for name, cls in RUNNERS.items()}
     result["ours_parameters"] = sum(p.numel() for p in runners["ours"].model.parameters())
     result["baseline_parameters"] = sum(p.numel() for p in runners["baseline"].model.parameters())
@@ -406,7 +421,7 @@ def main() -> None:
     for batch, seconds in SHAPES:
         tag = _tag(batch, seconds)
         for name in RUNNERS:
-            r = run_child(__file__, ["--threads", str(args.threads), "--_memory", name, str(batch), str(seconds)])
+            r = memory[(name, batch, seconds)]
             result[f"{name}_{tag}_peak_mb"] = r["peak_mb"]
             result[f"{name}_{tag}_peak_rss_total_mb"] = r["peak_rss_total_mb"]
             print(f"{name:8s} {tag:7s} train step peak memory: {r['peak_mb']:.0f} MB over "

@@ -32,7 +32,9 @@ def mlp(in_size: int, hidden: int, layers: int) -> nn.Sequential:
     """DDSP's fully connected stack: (Linear, LayerNorm, LeakyReLU) x layers."""
     mods: list[nn.Module] = []
     for i in range(layers):
-        mods += [nn.Linear(in_size if i == 0 else hidden, hidden), nn.LayerNorm(hidden), nn.LeakyReLU(0.2)]
+        # In-place activation: LayerNorm backward needs only its input, so its output
+        # need not be kept beside the activation (saves a third of the MLP memory).
+        mods += [nn.Linear(in_size if i == 0 else hidden, hidden), nn.LayerNorm(hidden), nn.LeakyReLU(0.2, inplace=True)]
     return nn.Sequential(*mods)
 
 
@@ -110,9 +112,8 @@ class DDSP(nn.Module):
             self.mfcc_norm = nn.LayerNorm(self.n_mfcc)
             self.encoder_gru = nn.GRU(self.n_mfcc, encoder_gru_size, batch_first=True)
             self.encoder_out = nn.Linear(encoder_gru_size, self.z_dim)
-        inputs = {"f0": 1, "loudness": 1}
-        if self.use_vuv:
-            inputs["vuv"] = 1
+        # The voicing flag rides along with f0 in one MLP (it qualifies the pitch input).
+        inputs = {"f0": 2 if self.use_vuv else 1, "loudness": 1}
         if self.z_dim > 0:
             inputs["z"] = self.z_dim
         self.input_mlps = nn.ModuleDict({k: mlp(n, hidden_size, mlp_layers) for k, n in inputs.items()})
@@ -155,12 +156,13 @@ class DDSP(nn.Module):
     def decode(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Network outputs (raw) for the synthesizers; see :meth:`forward` for inputs."""
         f0 = inputs["f0_continuous"]
+        f0_in = ((torch.log(f0) - self.logf0_mean) / self.logf0_std).unsqueeze(-1)
+        if self.use_vuv:
+            f0_in = torch.cat([f0_in, inputs["vuv"].unsqueeze(-1) * 2 - 1], dim=-1)
         feats = {
-            "f0": ((torch.log(f0) - self.logf0_mean) / self.logf0_std).unsqueeze(-1),
+            "f0": f0_in,
             "loudness": ((inputs["loudness"] - self.loudness_mean) / self.loudness_std).unsqueeze(-1),
         }
-        if self.use_vuv:
-            feats["vuv"] = inputs["vuv"].unsqueeze(-1) * 2 - 1
         if self.z_dim > 0:
             feats["z"] = inputs["z"] if "z" in inputs else self.encode(inputs["mfcc"])
         hidden = [self.input_mlps[k](v) for k, v in feats.items()]
