@@ -415,6 +415,27 @@ def main() -> None:
         print(f"{name:8s} inference 1x{RTF_SECONDS:g}s: RTF {best / RTF_SECONDS:.4f} ({best * 1e3:.0f} ms)",
               file=sys.stderr)
     result["rtf_speedup"] = result[f"baseline_rtf_{RTF_SECONDS:g}s_b1"] / result[f"ours_rtf_{RTF_SECONDS:g}s_b1"]
+    # Our model with int8 dynamic quantisation of its GRU and Linear layers (vocoder synth --int8).
+    from vocoder.cli.synth import quantize_dynamic_int8
+
+    ours = runners["ours"]
+    ours.model.eval()
+    qmodel = quantize_dynamic_int8(ours.model)
+    inputs = ours.inputs(data)
+    with torch.inference_mode():
+        ref = ours.model(inputs, generator=torch.Generator().manual_seed(0))["audio"]
+        qmodel(inputs, generator=torch.Generator().manual_seed(0))  # warm-up
+        best = float("inf")
+        for _ in range(1 if args.quick else 5):
+            t = time.perf_counter()
+            out = qmodel(inputs, generator=torch.Generator().manual_seed(0))["audio"]
+            best = min(best, time.perf_counter() - t)
+    ours.model.train()
+    err_db = 10 * math.log10(float(((out - ref) ** 2).mean() / (ref ** 2).mean().clamp_min(1e-20)))
+    result[f"ours_int8_rtf_{RTF_SECONDS:g}s_b1"] = best / RTF_SECONDS
+    result["ours_int8_error_db"] = err_db
+    print(f"ours int8 inference 1x{RTF_SECONDS:g}s: RTF {best / RTF_SECONDS:.4f} (output vs float32: {err_db:.1f} dB)",
+          file=sys.stderr)
     del runners, data, inputs
     gc.collect()
 

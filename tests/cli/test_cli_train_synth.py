@@ -267,3 +267,21 @@ def test_unknown_subcommand_fails(tmp_path):
     proc = vocoder("frobnicate", cwd=tmp_path)
     assert proc.returncode != 0
     assert "invalid choice" in proc.stderr and "frobnicate" in proc.stderr
+
+
+def test_torchrun_two_processes_on_cpu(exp, tmp_path):
+    """`torchrun --nproc_per_node 2 -m vocoder.cli.main train` (gloo on CPU): rank 0 alone
+    writes the checkpoints, and both processes finish."""
+    root = exp["root"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                          "--master_port", "29517", "-m", "vocoder.cli.main", "train", "--config",
+                          str(root / "conf.yaml"), "--train-dump", str(root / "dump"), "--exp",
+                          str(tmp_path / "ddp"), "--device", "cpu", "--no-progress",
+                          "--set", "train.max_steps=4", "--set", "train.checkpoint_interval=2"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    ckpts = list_checkpoints(tmp_path / "ddp" / "checkpoints")
+    assert [p.name for p in ckpts] == ["step_00000002.pt", "step_00000004.pt"]
+    assert load_checkpoint(ckpts[-1])["step"] == 4
+    assert res.stderr.count("done at step 4") == 1  # rank 0 reports once
