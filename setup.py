@@ -32,8 +32,14 @@ setup(
         "tqdm",
         "matplotlib",
         "kaldiio",
+        # JIT for the normalized-lattice all-pole filter (vocoder.source_filter.lattice).
+        "numba",
     ],
-    extras_require={"test": ["pytest", "scipy", "librosa"]},
+    extras_require={
+        "test": ["pytest", "scipy", "librosa"],
+        # Direct-form time-varying LPC filtering (source_filter structure="direct").
+        "lpc": ["torchlpc>=0.7.2"],
+    },
     entry_points={"console_scripts": ["vocoder=vocoder.cli.main:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",

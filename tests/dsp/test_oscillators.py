@@ -140,3 +140,47 @@ def test_bad_shapes():
         harmonic_synthesis(torch.zeros(1, 5), torch.zeros(1, 4, 3), sample_rate=16000, hop_length=10)
     with pytest.raises(ValueError, match="f0_hz"):
         harmonic_synthesis(torch.zeros(5), torch.zeros(1, 5, 3), sample_rate=16000, hop_length=10)
+
+
+def test_cos_amplitudes_add_cosine_terms():
+    """y = sum_k a_k sin(k phi) + b_k cos(k phi); cos(k phi) = sin(k phi + pi / 2) per harmonic."""
+    rng = np.random.default_rng(4)
+    f0 = rng.uniform(80, 900, size=(2, 30))
+    a = rng.uniform(-1, 1, size=(2, 30, 12))
+    b = rng.uniform(-1, 1, size=(2, 30, 12))
+    ft, at, bt = (torch.from_numpy(v) for v in (f0, a, b))
+    both = harmonic_synthesis(ft, at, sample_rate=16000, hop_length=40, cos_amplitudes=bt)
+    sines = harmonic_synthesis(ft, at, sample_rate=16000, hop_length=40)
+    cosines = harmonic_synthesis(ft, None, sample_rate=16000, hop_length=40, cos_amplitudes=bt,
+                                 chunk_elements=500)
+    np.testing.assert_allclose(both.numpy(), (sines + cosines).numpy(), atol=1e-10)
+    np.testing.assert_allclose(sines.numpy(), numpy_reference(f0, a, 16000, 40), atol=1e-8)
+    # The cosine bank against numpy: the reference's sines advanced by a quarter period.
+    t = np.arange(30 * 40)
+    n, j = t // 40, t % 40
+    w = j / 40
+    f0_next = np.concatenate([f0[:, 1:], f0[:, -1:]], axis=1)
+    f = f0[:, n] * (1 - w) + f0_next[:, n] * w
+    f_next = np.concatenate([f[:, 1:], f0_next[:, -1:]], axis=1)
+    phase = np.concatenate([np.zeros((2, 1)), np.cumsum(2 * np.pi / 16000 * 0.5 * (f + f_next), axis=1)[:, :-1]], axis=1)
+    k = np.arange(1, 13)
+    mask = np.maximum(f0, f0_next)[:, :, None] * k < 8000
+    b_next = np.concatenate([b[:, 1:], b[:, -1:]], axis=1)
+    amp = (b * mask)[:, n] * (1 - w)[None, :, None] + (b_next * mask)[:, n] * w[None, :, None]
+    np.testing.assert_allclose(cosines.numpy(), (amp * np.cos(phase[:, :, None] * k)).sum(-1), atol=1e-8)
+
+
+def test_cos_amplitudes_gradcheck_and_errors():
+    f0 = (torch.rand(2, 4, dtype=torch.float64) * 600 + 100).requires_grad_()
+    a = torch.rand(2, 4, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.rand(2, 4, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda f, x, y: harmonic_synthesis(f, x, sample_rate=8000, hop_length=8, chunk_elements=40,
+                                           cos_amplitudes=y), (f0, a, b))
+    assert torch.autograd.gradcheck(
+        lambda f, y: harmonic_synthesis(f, None, sample_rate=8000, hop_length=8, cos_amplitudes=y), (f0, b))
+    with pytest.raises(ValueError, match="cos_amplitudes"):
+        harmonic_synthesis(torch.zeros(1, 5), None, sample_rate=16000, hop_length=10)
+    with pytest.raises(ValueError, match="cos_amplitudes"):
+        harmonic_synthesis(torch.zeros(1, 5), torch.zeros(1, 5, 3), sample_rate=16000, hop_length=10,
+                           cos_amplitudes=torch.zeros(1, 5, 4))

@@ -151,12 +151,14 @@ def _chunk_rows(hop: int, n_harmonics: int, chunk_elements: int) -> int:
     return max(1, chunk_elements // max(1, hop * n_harmonics))
 
 
-def _bank_forward(phase, amps, weights, k, chunk):
+def _bank_forward(phase, amps, weights, k, chunk, offset=None):
     """Sum of harmonics over frame segments; no autograd state.
 
     phase: (segments, hop) phase of the fundamental; amps: (segments, 2, harmonics)
     masked amplitudes at each segment's left and right frame centres; weights: (hop,)
-    right-frame interpolation weights; chunk: segments per work tensor.
+    right-frame interpolation weights; chunk: segments per work tensor; offset:
+    optional (harmonics,) constant phase added to ``k * phase`` (pi/2 turns a sine
+    term into a cosine term).
     Returns (segments, hop).
     """
     rows, hop = phase.shape
@@ -167,6 +169,8 @@ def _bank_forward(phase, amps, weights, k, chunk):
         e = min(rows, s + chunk)
         sines = work[: e - s]
         torch.mul(phase[s:e].unsqueeze(-1), k, out=sines)
+        if offset is not None:
+            sines.add_(offset)
         sines.sin_()
         # (c, 2, K) @ (c, K, hop): the wide output keeps the batched GEMM efficient.
         y = torch.matmul(amps[s:e], sines.transpose(1, 2), out=pair[: e - s])  # (c, 2, hop)
@@ -178,15 +182,15 @@ class _HarmonicBank(torch.autograd.Function):
     """Chunked harmonic sum whose backward recomputes sin/cos instead of storing them."""
 
     @staticmethod
-    def forward(ctx, phase, amps, weights, k, chunk):
-        ctx.save_for_backward(phase, amps, weights, k)
+    def forward(ctx, phase, amps, weights, k, chunk, offset=None):
+        ctx.save_for_backward(phase, amps, weights, k, offset)
         ctx.chunk = chunk
-        return _bank_forward(phase, amps, weights, k, chunk)
+        return _bank_forward(phase, amps, weights, k, chunk, offset)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        phase, amps, weights, k = ctx.saved_tensors
+        phase, amps, weights, k, offset = ctx.saved_tensors
         chunk = ctx.chunk
         need_phase, need_amps = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         rows, hop = phase.shape
@@ -201,64 +205,103 @@ class _HarmonicBank(torch.autograd.Function):
             arg = work[: e - s]
             if need_amps:
                 torch.mul(phase[s:e].unsqueeze(-1), k, out=arg)
+                if offset is not None:
+                    arg.add_(offset)
                 arg.sin_()
                 torch.matmul(g2[s:e], arg, out=grad_amps[s:e])  # (c, 2, K)
             if need_phase:
                 torch.mul(phase[s:e].unsqueeze(-1), k, out=arg)
+                if offset is not None:
+                    arg.add_(offset)
                 arg.cos_()
                 z = torch.matmul(k_amps[s:e], arg.transpose(1, 2))  # (c, 2, hop)
                 grad_phase[s:e] = grad_out[s:e] * torch.lerp(z[:, 0], z[:, 1], weights)
-        return grad_phase, grad_amps, None, None, None
+        return grad_phase, grad_amps, None, None, None, None
 
 
 def harmonic_synthesis(
     f0_hz: torch.Tensor,
-    amplitudes: torch.Tensor,
+    amplitudes: torch.Tensor | None,
     *,
     sample_rate: float,
     hop_length: int,
     initial_phase: torch.Tensor | None = None,
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+    cos_amplitudes: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Sum of harmonics of f0 with per-frame amplitudes.
 
     ``y[t] = sum_k a_k(t) * sin(k * phi(t))`` with ``phi`` the accumulated phase of
     the linearly interpolated f0 and ``a_k`` the linearly interpolated amplitudes.
     Harmonics at or above Nyquist anywhere in a frame segment are silent there.
+    With ``cos_amplitudes`` ``b`` the sum also has cosine terms,
+    ``y[t] = sum_k a_k(t) * sin(k * phi(t)) + b_k(t) * cos(k * phi(t))``, i.e. any
+    per-harmonic phase: ``c_k cos(k phi + theta_k)`` is ``a_k = -c_k sin(theta_k)``,
+    ``b_k = c_k cos(theta_k)``.
 
     Args:
         f0_hz: (batch, frames) fundamental frequency; 0 where unvoiced.
-        amplitudes: (batch, frames, n_harmonics) linear amplitude of each harmonic.
+        amplitudes: (batch, frames, n_harmonics) linear amplitude of each harmonic
+            (sine terms); may be None when ``cos_amplitudes`` is given.
         sample_rate: audio samples per second.
         hop_length: samples per frame.
         initial_phase: (batch,) phase at sample 0 in radians (default 0).
         chunk_elements: size of the work tensor (segments x hop x harmonics)
             processed at once; bounds memory, not the result.
+        cos_amplitudes: optional (batch, frames, n_harmonics) amplitudes of
+            ``cos(k * phi)`` terms (default None: sines only, as before).
     Returns:
         (batch, frames * hop_length) audio.
     """
     _check_frames(f0_hz, hop_length, sample_rate)
-    if amplitudes.dim() != 3 or amplitudes.shape[:2] != f0_hz.shape:
+    offset = None
+    if cos_amplitudes is not None:
+        if cos_amplitudes.dim() != 3 or cos_amplitudes.shape[:2] != f0_hz.shape:
+            raise ValueError(
+                f"cos_amplitudes must be (batch, frames, n_harmonics) matching f0_hz "
+                f"{tuple(f0_hz.shape)}, got {tuple(cos_amplitudes.shape)}"
+            )
+        if amplitudes is not None and amplitudes.shape != cos_amplitudes.shape:
+            raise ValueError(
+                f"amplitudes {tuple(amplitudes.shape)} and cos_amplitudes "
+                f"{tuple(cos_amplitudes.shape)} must have the same shape"
+            )
+    elif amplitudes is None:
+        raise ValueError("amplitudes is None and no cos_amplitudes were given")
+    if amplitudes is not None and (amplitudes.dim() != 3 or amplitudes.shape[:2] != f0_hz.shape):
         raise ValueError(
             f"amplitudes must be (batch, frames, n_harmonics) matching f0_hz {tuple(f0_hz.shape)}, "
             f"got {tuple(amplitudes.shape)}"
         )
-    dtype = amplitudes.dtype if amplitudes.is_floating_point() else torch.float32
-    batch, n_frames, n_harm = amplitudes.shape
+    reference = amplitudes if amplitudes is not None else cos_amplitudes
+    dtype = reference.dtype if reference.is_floating_point() else torch.float32
+    batch, n_frames, n_harm = reference.shape
     phase = harmonic_phase(
         f0_hz, sample_rate=sample_rate, hop_length=hop_length, initial_phase=initial_phase, dtype=dtype
     )
     mask = segment_nyquist_mask(f0_hz, n_harm, sample_rate=sample_rate).to(dtype)
-    amps = amplitudes.to(dtype)
+    k = torch.arange(1, n_harm + 1, dtype=dtype, device=reference.device)
+    if cos_amplitudes is None:
+        amps = amplitudes.to(dtype)
+    else:
+        # Cosine terms are sine terms shifted by pi/2: one bank over (sines, cosines).
+        half_pi = torch.full((n_harm,), 0.5 * math.pi, dtype=dtype, device=reference.device)
+        if amplitudes is None:
+            amps, offset = cos_amplitudes.to(dtype), half_pi
+        else:
+            amps = torch.cat([amplitudes.to(dtype), cos_amplitudes.to(dtype)], dim=-1)
+            offset = torch.cat([torch.zeros_like(half_pi), half_pi])
+            k = torch.cat([k, k])
+            mask = torch.cat([mask, mask], dim=-1)
+        n_harm = amps.shape[-1]
     right = torch.cat([amps[:, 1:], amps[:, -1:]], dim=1)
     pair = torch.stack([amps * mask, right * mask], dim=-2)  # (b, F, 2, K)
     weights = linear_weights(hop_length, dtype=dtype, device=amps.device)
-    k = torch.arange(1, n_harm + 1, dtype=dtype, device=amps.device)
     chunk = _chunk_rows(hop_length, n_harm, chunk_elements)
     phase = phase.reshape(batch * n_frames, hop_length)
     pair = pair.reshape(batch * n_frames, 2, n_harm)
     if torch.is_grad_enabled() and (phase.requires_grad or pair.requires_grad):
-        out = _HarmonicBank.apply(phase, pair, weights, k, chunk)
+        out = _HarmonicBank.apply(phase, pair, weights, k, chunk, offset)
     else:
-        out = _bank_forward(phase, pair, weights, k, chunk)
+        out = _bank_forward(phase, pair, weights, k, chunk, offset)
     return out.reshape(batch, n_frames * hop_length)
