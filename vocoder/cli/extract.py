@@ -26,6 +26,7 @@ from pathlib import Path
 import yaml
 
 from ..data.features import FRAME_STREAMS, FeatureConfig, compute_features, read_wav_entry, write_meta
+from ..data.features import _read_kv as _read_scp
 from ..data.kaldi import read_data_dir, utt2spk_to_spk2utt, write_table
 
 
@@ -202,13 +203,3 @@ def run(args) -> int:
         return 1
     return 0
 
-
-def _read_scp(path: Path) -> dict[str, str]:
-    if not path.is_file():
-        return {}
-    out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        parts = line.split(maxsplit=1)
-        if len(parts) == 2:
-            out[parts[0]] = parts[1]
-    return out
