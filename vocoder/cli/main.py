@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("vocoder.cli.evaluate", "metrics of HYP wavs against REF wavs"),
     "report": ("vocoder.cli.report", "HTML report with audio, spectrograms, f0 and metrics"),
     "copy-synth": ("vocoder.cli.copy_synth", "WORLD analysis/synthesis baseline of a data dir"),
+    "resynth": ("vocoder.cli.resynth", "one file: WORLD analysis, differentiable resynthesis (+ refinement)"),
 }
 
 
