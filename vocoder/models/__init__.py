@@ -38,6 +38,7 @@ def register(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
 
 def _load_builtin() -> None:
     from . import ddsp  # noqa: F401
+    from . import mel_vocoder  # noqa: F401
 
 
 def available_models() -> list[str]:

@@ -256,7 +256,10 @@ class Trainer:
             out = self.net(batch, generator=generator)
         audio = out["audio"].float()
         target = batch["audio"][:, : audio.shape[-1]]
-        return self.loss_fn(audio, target), out
+        loss = self.loss_fn(audio, target)
+        if "aux_loss" in out:  # a model's own extra objective (e.g. f0 supervision), a scalar
+            loss = loss + out["aux_loss"].float()
+        return loss, out
 
     def train(self) -> dict:
         """Run until ``max_steps``; returns a summary dict (steps, seconds, losses)."""
