@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["F0_CHOICES", "resynthesize", "resynthesize_segment", "chunk_layout", "block_noise"]
+__all__ = ["F0_CHOICES", "block_noise", "chunk_layout", "resynthesize", "resynthesize_segment"]
 
 #: ``--f0`` shorthands of the CLI: family -> f0 method.
 F0_CHOICES = {"world": "harvest", "praat": "praat_ac"}

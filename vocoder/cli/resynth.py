@@ -72,10 +72,9 @@ class _Progress:
         now = time.monotonic()
         if event["stage"] == "analysis":
             self._print(f"{where}: analysing")
-        elif event["stage"] == "refine":
-            if now - self.last >= 2.0 or event["step"] in (1, event["steps"]):
-                self._print(f"{where}: step {event['step']}/{event['steps']} loss {event['loss']:.4f}")
-                self.last = now
+        elif event["stage"] == "refine" and (now - self.last >= 2.0 or event["step"] in (1, event["steps"])):
+            self._print(f"{where}: step {event['step']}/{event['steps']} loss {event['loss']:.4f}")
+            self.last = now
 
     def _print(self, text: str) -> None:
         print(f"vocoder resynth: {text}", file=sys.stderr, flush=True)
