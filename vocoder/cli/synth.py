@@ -184,7 +184,7 @@ def run(args) -> int:
             raise ValueError(f"--feats: model {name!r} needs the streams {', '.join(streams)}, not a mel alone; "
                              "use --dump")
         source = MelScp(args.feats, model)
-        utt2spk, utt2num_samples = {}, {}
+        utt2num_samples = {}
     else:
         dump = FeatureDump(args.dump, streams=streams)
         if dump.sample_rate != model.sample_rate or dump.hop_length != model.hop_length:
