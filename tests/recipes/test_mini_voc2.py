@@ -67,6 +67,15 @@ def test_debug_recipe_and_synth_from_feats_scp(tmp_path):
     info = json.loads((out / "synth.json").read_text())
     assert info["utterances"] == len(frames) and info["rtf"] > 0
 
+    # A feats.yaml beside the scp (as in a dump) is checked against the model's analysis.
+    (feats.parent / "feats.yaml").write_text("features: {sample_rate: 22050, hop_length: 256, n_mels: 80, "
+                                             "mel_f_max: 8000}\n")
+    res = subprocess.run([sys.executable, "-m", "vocoder.cli.main", "synth", "--checkpoint", str(exp / "speech"),
+                          "--feats", str(feats), "--out", str(tmp_path / "wav_bad")],
+                         cwd=work, env={**_env(), "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    assert res.returncode != 0
+    assert "features do not match the model's analysis: mel_f_max=8000.0 (model: 7600.0)" in res.stderr
+
     # --feats is for mel-only models; --dump and --feats exclude each other.
     res = subprocess.run([sys.executable, "-m", "vocoder.cli.main", "synth", "--checkpoint", str(exp / "speech"),
                           "--feats", str(feats), "--dump", str(work / "dump_debug/speech_dev"), "--out", str(out)],
