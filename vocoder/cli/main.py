@@ -19,7 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "extract": ("vocoder.cli.extract", "data dir -> feature dump (f0, vuv, loudness, mel, ...)"),
     "stats": ("vocoder.cli.stats", "feature dump -> normalisation and per-speaker statistics"),
     "train": ("vocoder.cli.train", "feature dump + config -> experiment dir with checkpoints"),
-    "synth": ("vocoder.cli.synth", "checkpoint + feature dump -> wavs"),
+    "synth": ("vocoder.cli.synth", "checkpoint + feature dump or mel feats.scp -> wavs"),
     "evaluate": ("vocoder.cli.evaluate", "metrics of HYP wavs against REF wavs"),
     "report": ("vocoder.cli.report", "HTML report with audio, spectrograms, f0 and metrics"),
     "copy-synth": ("vocoder.cli.copy_synth", "WORLD analysis/synthesis baseline of a data dir"),
