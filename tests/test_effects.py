@@ -1,4 +1,4 @@
-"""Tests for vocoder.effects: Reverb, ExpDecayReverb, rt60_from_ir."""
+"""Tests for vocoder.effects: Reverb, ExpDecayReverb, FixedReverb, rt60_from_ir."""
 import math
 
 import numpy as np
@@ -6,7 +6,13 @@ import pytest
 import scipy.signal
 import torch
 
-from vocoder.effects import ExpDecayReverb, Reverb, rt60_from_ir
+from vocoder.effects import (
+    ExpDecayReverb,
+    FixedReverb,
+    Reverb,
+    rt60_from_ir,
+    synthetic_rir,
+)
 
 SR = 16000
 
@@ -145,6 +151,35 @@ def test_reverb_state_dict_round_trip():
     torch.testing.assert_close(a.impulse_response(), b.impulse_response())
 
 
+
+# ---------------------------------------------------------------------------- FixedReverb
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fixed_reverb_plays_an_exported_impulse_response(dtype):
+    learned = Reverb(sample_rate=SR, ir_length=700, seed=3)
+    with torch.no_grad():
+        fixed = FixedReverb(learned.impulse_response(), sample_rate=SR)
+    assert fixed.ir_length == 700 and not list(fixed.parameters()) and set(fixed.state_dict()) == {"ir"}
+    audio = torch.randn(2, 3000, generator=torch.Generator().manual_seed(8), dtype=torch.float64).to(dtype)
+    out = fixed(audio)
+    assert out.dtype == dtype and out.shape == audio.shape
+    with torch.no_grad():
+        torch.testing.assert_close(out.float(), learned(audio.float()), rtol=0, atol=1e-5)
+    ref = scipy.signal.fftconvolve(audio.double().numpy(), fixed.ir.double().numpy()[None], axes=-1)
+    np.testing.assert_allclose(fixed(audio, tail=True).double().numpy(), ref, atol=2e-5 * np.abs(ref).max())
+    torch.testing.assert_close(fixed.wet_impulse_response()[1:], fixed.impulse_response()[1:])
+    assert fixed.wet_impulse_response()[0] == 0
+
+
+def test_fixed_reverb_edge_cases():
+    gain = FixedReverb(torch.tensor([0.5]), sample_rate=SR)  # a one-sample IR is a gain
+    x = torch.randn(1, 50)
+    torch.testing.assert_close(gain(x), 0.5 * x)
+    assert gain(x, tail=True).shape == (1, 50)
+    for bad in (torch.zeros(0), torch.tensor([1.0, float("nan")])):
+        with pytest.raises(ValueError, match="FixedReverb"):
+            FixedReverb(bad, sample_rate=SR)
+
+
 # ------------------------------------------------------------------------- ExpDecayReverb
 def test_exp_decay_reverb_initialisation_and_formula():
     reverb = ExpDecayReverb(sample_rate=SR)
@@ -195,3 +230,32 @@ def test_exp_decay_reverb_learns_decay_and_gain():
         optimiser.step()
     assert model.rt60_s.item() == pytest.approx(0.2, rel=0.05)
     assert model.gain.item() == pytest.approx(target.gain.item(), rel=0.05)
+
+
+# -------------------------------------------------------------------------- synthetic_rir
+@pytest.mark.parametrize("rt60", [0.2, 0.5, 0.8, 1.2])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_synthetic_rir_has_the_requested_rt60(rt60, seed):
+    wet = synthetic_rir(rt60, SR, direct=False, seed=seed)
+    assert wet.dtype == torch.float32 and wet.shape == (int(round(rt60 * SR)),)
+    assert wet[0].item() == 0.0
+    assert rt60_from_ir(wet, sample_rate=SR).item() == pytest.approx(rt60, rel=0.05)
+    assert rt60_from_ir(wet, sample_rate=SR, fit_range_db=(-5.0, -35.0)).item() == pytest.approx(rt60, rel=0.05)
+
+
+def test_synthetic_rir_direct_path_level_and_determinism():
+    ir = synthetic_rir(0.5, SR, seed=3, drr_db=6.0, predelay_s=0.01, duration_s=0.8)
+    assert ir.shape == (int(0.8 * SR),) and ir[0].item() == 1.0
+    assert torch.count_nonzero(ir[1:160]) == 0 and ir[160].item() != 0.0  # 10 ms predelay
+    tail_energy = ir[1:].double().pow(2).sum().item()
+    assert 10 * math.log10(1.0 / tail_energy) == pytest.approx(6.0, abs=1e-4)
+    torch.testing.assert_close(ir, synthetic_rir(0.5, SR, seed=3, drr_db=6.0, predelay_s=0.01, duration_s=0.8))
+    assert not torch.equal(ir, synthetic_rir(0.5, SR, seed=4, drr_db=6.0, predelay_s=0.01, duration_s=0.8))
+    wet = synthetic_rir(0.5, SR, seed=3, drr_db=6.0, predelay_s=0.01, duration_s=0.8, direct=False)
+    torch.testing.assert_close(wet[1:], ir[1:])
+    # the envelope falls 60 dB per RT60 from the start of the tail
+    assert rt60_from_ir(wet[160:], sample_rate=SR).item() == pytest.approx(0.5, rel=0.05)
+    with pytest.raises(ValueError, match="rt60_s"):
+        synthetic_rir(0.0, SR)
+    with pytest.raises(ValueError, match="no room"):
+        synthetic_rir(0.5, SR, duration_s=0.01, predelay_s=0.02)

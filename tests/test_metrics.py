@@ -264,3 +264,283 @@ def test_rtf():
     with pytest.raises(ValueError):
         M.rtf(1.0, 0.0)
 
+
+
+# --------------------------------------------------------------------------- late reverb
+
+
+def _burst(*, tail_tau_s=None, amplitude=0.5, sr=SR):
+    """0.1 s silence, a 0.5 s 440 Hz tone burst, 0.6 s silence; optionally the tone goes
+    on after the burst under an exponential envelope exp(-t / tail_tau_s)."""
+    t = np.arange(int(1.2 * sr)) / sr
+    tone_ = amplitude * np.sin(2 * np.pi * 440.0 * t)
+    on = (t >= 0.1) & (t < 0.6)
+    env = on.astype(float)
+    if tail_tau_s is not None:
+        env = np.where(t >= 0.6, np.exp(-(t - 0.6) / tail_tau_s), env)
+    return tone_ * env, tone_ * on
+
+
+def test_late_reverb_energy_of_an_exponential_tail():
+    tau, delay, window = 0.08, 0.05, 0.1
+    wet, dry = _burst(tail_tau_s=tau)
+    got = M.late_reverb_energy_db(wet, dry, SR, delay_s=delay, window_s=window)
+    # mean of exp(-2 t / tau) over [delay, delay + window], relative to the burst's power
+    expected = 10 * np.log10(tau / (2 * window) * (np.exp(-2 * delay / tau) - np.exp(-2 * (delay + window) / tau)))
+    assert got == pytest.approx(expected, abs=0.1)
+    # the dry burst itself has no late energy (floored at -120 dB); a tiny noise floor shows up at its level
+    assert M.late_reverb_energy_db(dry, dry, SR) == pytest.approx(-120.0)
+    noisy = dry + 1e-4 * np.random.default_rng(0).standard_normal(dry.size)
+    floor = 10 * np.log10(1e-8 / 0.125)
+    assert M.late_reverb_energy_db(noisy, dry, SR) == pytest.approx(floor, abs=0.5)
+    # the tail's difference to the dry signal is the expected energy ratio, whatever the gains
+    assert M.late_reverb_energy_db(3.0 * wet, dry, SR, delay_s=delay, window_s=window) == pytest.approx(got, abs=1e-9)
+    longer = np.concatenate([wet, np.zeros(SR)])  # a signal longer than the reference
+    assert M.late_reverb_energy_db(longer, dry, SR, delay_s=delay, window_s=window) == pytest.approx(got, abs=1e-9)
+    # a later window sees less of the tail
+    later = M.late_reverb_energy_db(wet, dry, SR, delay_s=0.15, window_s=window)
+    assert later == pytest.approx(got - 20 * np.log10(np.e) * 0.1 / tau, abs=0.1)
+
+
+def test_late_reverb_energy_offsets():
+    wet, dry = _burst(tail_tau_s=0.08)
+    # the window must fit in the silence after the offset (and in the signal)
+    assert math.isnan(M.late_reverb_energy_db(wet, dry, SR, delay_s=0.5, window_s=0.2))
+    assert math.isnan(M.late_reverb_energy_db(wet[: int(0.7 * SR)], dry, SR))
+    # a reference without an offset (active to the end) or silent gives NaN
+    assert math.isnan(M.late_reverb_energy_db(wet, np.ones_like(dry), SR))
+    assert math.isnan(M.late_reverb_energy_db(wet, np.zeros_like(dry), SR))
+    # a gap shorter than delay + window is not an offset: two bursts 0.1 s apart count once
+    gap = dry.copy()
+    gap[int(0.3 * SR): int(0.4 * SR)] = 0.0
+    one = M.late_reverb_energy_db(wet, dry, SR)
+    assert M.late_reverb_energy_db(wet, gap, SR) == pytest.approx(one, abs=0.05)
+    with pytest.raises(ValueError, match="window_s"):
+        M.late_reverb_energy_db(wet, dry, SR, window_s=0.0)
+    with pytest.raises(ValueError, match="silence_threshold_db"):
+        M.late_reverb_energy_db(wet, dry, SR, silence_threshold_db=-40.0)
+
+
+# --------------------------------------------------------------------------- conversion
+
+# Synthetic "speakers" (as in tests/cli/test_cli_evaluate_conversion.py): a pulse train
+# at the speaker's f0 through a glottal low-pass and three formant resonators whose
+# frequencies scale with the speaker's "vocal tract"; an utterance is a vowel sequence.
+VOWELS = ((700, 1200, 2600), (300, 2300, 3000), (500, 900, 2400), (400, 1900, 2500))
+SPEAKERS = {"low": (0.85, 105.0, 0.9), "mid": (1.0, 150.0, 0.7), "high": (1.25, 230.0, 0.5)}
+
+
+def voice(speaker, vowels, durations, *, seed=0, f0_scale=1.0):
+    """A synthetic speaker's utterance: pulses at f0 (falling by two semitones, with
+    vibrato, continuous phase) through a glottal low-pass and three formant resonators
+    scaled by the speaker's "vocal tract", one vowel per entry of ``vowels``
+    (10 ms cross-fades)."""
+    from scipy.signal import lfilter
+
+    scale, f0, pole = SPEAKERS[speaker]
+    rng = np.random.default_rng(seed)
+    f0 = f0 * f0_scale * 2 ** (rng.uniform(-1, 1) / 12)
+    bounds = np.round(np.cumsum([0.0, *durations]) * SR).astype(int)
+    t = np.arange(bounds[-1]) / SR
+    semitones = 1.0 - 2.0 * t / t[-1] + 0.5 * np.sin(2 * np.pi * 4 * t + rng.uniform(0, 6))
+    pulses = np.diff(np.floor(np.cumsum(f0 * 2 ** (semitones / 12)) / SR), prepend=0.0)
+    excitation = lfilter([1 - pole], [1, -pole], pulses)
+    fade = np.hanning(int(0.01 * SR))
+    x = np.zeros(t.size)
+    for v, start, end in zip(vowels, bounds[:-1], bounds[1:]):
+        y = excitation
+        r = np.exp(-np.pi * 80.0 / SR)
+        for fc in VOWELS[v]:
+            y = lfilter([1 - r], [1, -2 * r * np.cos(2 * np.pi * fc * scale / SR), r * r], y)
+        weight = np.zeros(t.size)
+        weight[start:end] = 1.0
+        x += y * np.convolve(weight, fade / fade.sum(), mode="same")
+    return 0.3 * x / np.abs(x).max() + 1e-4 * rng.standard_normal(x.size)
+
+
+def random_utterance(speaker, seed):
+    rng = np.random.default_rng(seed)
+    return voice(speaker, rng.integers(0, 4, 3), rng.uniform(0.12, 0.2, 3), seed=seed)
+
+
+@pytest.fixture(scope="module")
+def voices_split():
+    """3 training and 2 held-out utterances (other vowels, f0, timing) per speaker."""
+    train = [(s, random_utterance(s, 10 * i + j)) for i, s in enumerate(SPEAKERS) for j in range(3)]
+    test = [(s, random_utterance(s, 100 + 10 * i + j)) for i, s in enumerate(SPEAKERS)
+            for j in range(2)]
+    return train, test
+
+
+def test_log_f0_statistics_hand_made():
+    out = M.log_f0_statistics([100.0, 200.0, 0.0])
+    assert out["voiced_frames"] == 2
+    assert out["log_f0_mean"] == pytest.approx((math.log(100) + math.log(200)) / 2)
+    assert out["f0_geomean_hz"] == pytest.approx(math.sqrt(100 * 200))
+    assert out["log_f0_std_cents"] == pytest.approx(600.0)  # half an octave either side
+    none = M.log_f0_statistics([0.0, 0.0])
+    assert none["voiced_frames"] == 0 and math.isnan(none["log_f0_mean"])
+    # a track one semitone above the target mean reads +100 cents, an octave below -1200
+    track = np.array([110.0, 0.0, 120.0, 130.0])
+    target = float(np.mean(np.log(track[track > 0])))
+    assert M.log_f0_difference_cents(track * 2 ** (1 / 12), target_log_f0_mean=target) == \
+        pytest.approx(100.0)
+    assert M.log_f0_difference_cents(track / 2, target_log_f0_mean=target) == \
+        pytest.approx(-1200.0)
+    assert math.isnan(M.log_f0_difference_cents([0.0], target_log_f0_mean=target))
+
+
+def test_log_f0_difference_of_a_tone_shifted_by_a_semitone_is_100_cents():
+    base = M.utterance_profile(tone(150.0), sample_rate=SR)
+    up = M.utterance_profile(tone(150.0 * 2 ** (1 / 12)), sample_rate=SR)
+    assert base["f0_geomean_hz"] == pytest.approx(150.0, rel=0.01)
+    assert base["mcep_mean"].shape == (24,)
+    cents = (up["log_f0_mean"] - base["log_f0_mean"]) * 1200 / math.log(2)
+    assert cents == pytest.approx(100.0, abs=3.0)
+
+
+def test_f0_tracking_hand_made():
+    src = np.array([100.0, 110.0, 0.0, 120.0, 130.0])
+    out = M.f0_tracking(src, None, src * 2 ** (3 / 12), None, shift_semitones=3)
+    assert list(out) == ["f0_track_rmse_cents", "f0_track_gross_error_rate", "f0_track_corr",
+                         "f0_track_vuv_error_rate"]
+    assert out["f0_track_rmse_cents"] == pytest.approx(0.0, abs=1e-9)
+    assert out["f0_track_corr"] == pytest.approx(1.0)
+    assert out["f0_track_vuv_error_rate"] == 0.0
+    unshifted = M.f0_tracking(src, None, src * 2 ** (3 / 12), None)
+    assert unshifted["f0_track_rmse_cents"] == pytest.approx(300.0)
+    assert unshifted["f0_track_corr"] == pytest.approx(1.0)  # a constant shift: still 1
+    # the output is one frame longer: compared over the shorter; frame 2 voiced in one only
+    longer = np.concatenate([src, [140.0]])
+    longer[2] = 105.0
+    out = M.f0_tracking(src, None, longer, None)
+    assert out["f0_track_rmse_cents"] == 0.0 and out["f0_track_vuv_error_rate"] == 0.2
+
+
+def test_speaker_classifier_separates_held_out_voices(voices_split, tmp_path):
+    import json
+
+    train, test = voices_split
+    for covariance in ("shared", "per_class"):
+        clf = M.SpeakerClassifier(sample_rate=SR, f0_method="dio", covariance=covariance)
+        clf.fit(train)
+        assert clf.labels == ["high", "low", "mid"]
+        assert clf.counts == {"high": 3, "low": 3, "mid": 3}
+        assert [clf.predict(x) for _, x in test] == [s for s, _ in test]
+    scores = clf.scores(test[0][1])
+    assert set(scores) == set(SPEAKERS) and max(scores, key=scores.get) == test[0][0]
+
+    # JSON round trip: same settings, same scores
+    path = tmp_path / "clf.json"
+    clf.save(path)
+    doc = json.loads(path.read_text())
+    assert doc["format"] == "vocoder.metrics.SpeakerClassifier" and doc["version"] == 1
+    assert doc["settings"]["alpha"] == 0.42 and doc["settings"]["hop_length"] == 80
+    again = M.SpeakerClassifier.load(path)
+    assert again.settings == clf.settings and again.covariance == "per_class"
+    x = test[3][1]
+    assert again.scores(x) == pytest.approx(clf.scores(x))
+
+
+def test_speaker_classifier_ignores_f0_and_level(voices_split):
+    train, _ = voices_split
+    clf = M.SpeakerClassifier(sample_rate=SR, f0_method="dio").fit(train)
+    # the low voice an octave up / the high voice at 60 % of its f0, and at a tenth of
+    # the level: still recognised by their formants and tilt
+    low_up = voice("low", [0, 1, 2], [0.15] * 3, seed=9, f0_scale=2.0)
+    high_down = voice("high", [0, 1, 2], [0.15] * 3, seed=9, f0_scale=0.6)
+    assert clf.predict(0.1 * low_up) == "low"
+    assert clf.predict(high_down) == "high"
+
+
+def test_speaker_classifier_errors(tmp_path):
+    clf = M.SpeakerClassifier(sample_rate=SR)
+    with pytest.raises(ValueError, match="not trained"):
+        clf.predict_features(np.zeros(24))
+    with pytest.raises(ValueError, match="covariance"):
+        M.SpeakerClassifier(sample_rate=SR, covariance="full")
+    with pytest.raises(ValueError, match=r"\(n, 24\)"):
+        clf.fit_features(["a"], np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="2 labels for 1"):
+        clf.fit_features(["a", "b"], np.zeros((1, 24)))
+    # one vector per class: the spread of all vectors stands in for the within-class one
+    clf.fit_features(["a", "b"], np.stack([np.zeros(24), np.ones(24)]))
+    assert clf.predict_features(np.full(24, 0.9)) == "b"
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "something else"}')
+    with pytest.raises(ValueError, match="bad.json: not a speaker classifier"):
+        M.SpeakerClassifier.load(bad)
+    doc = clf.to_dict()
+    doc["classes"]["a"]["var"] = [0.0] * 24
+    with pytest.raises(ValueError, match="variance <= 0"):
+        M.SpeakerClassifier.from_dict(doc)
+    with pytest.raises(ValueError, match="cannot read"):
+        M.SpeakerClassifier.load(tmp_path / "absent.json")
+
+
+def test_evaluate_conversion_of_a_perfect_conversion():
+    ref = voice("mid", [0, 1, 2, 3], [0.15] * 4, seed=1)  # the target's sentence
+    src = voice("low", [0, 1, 2, 3], [0.15] * 4, seed=3)  # the source speaker's
+    conv = voice("mid", [0, 1, 2, 3], [0.22, 0.1, 0.2, 0.1], seed=2)  # target, other timing
+    out = M.evaluate_conversion(conv, src, sample_rate=SR, target_reference=ref,
+                                target_log_f0_mean=math.log(150.0))
+    assert list(out)[:8] == list(M.CONVERSION_METRIC_NAMES)
+    # DTW MCD: exactly mcd(..., align="dtw"); the time-stretched copy of the target
+    # is much closer than the other speaker
+    assert out["mcd_db"] == M.mcd(ref, conv, sample_rate=SR, hop_length=80, align="dtw")
+    assert out["mcd_source_db"] == M.mcd(ref, src, sample_rate=SR, hop_length=80, align="dtw")
+    assert out["mcd_db"] < 3.0 and out["mcd_source_db"] > 6.0
+    # the speakers' f0 lies within a semitone of 150 Hz / 105 Hz
+    assert abs(out["log_f0_diff_cents"]) < 120
+    assert out["source_log_f0_diff_cents"] == pytest.approx(
+        1200 * math.log2(105 / 150), abs=120)
+    assert out["predicted"] is None and out["duration_s"] == pytest.approx(0.62)
+    # not time-aligned with its source (0.62 s against 0.6 s): f0 tracking is flagged
+    assert "length mismatch" in out["warning"]
+
+
+def test_evaluate_conversion_f0_tracking_and_classifier(voices_split):
+    train, _ = voices_split
+    clf = M.SpeakerClassifier(sample_rate=SR, f0_method="dio").fit(train)
+    src = tone(120.0)
+    # correlation of a signal with itself; no reference, no target mean: NaN there
+    same = M.evaluate_conversion(src, src, sample_rate=SR, f0_method="dio", classifier=clf)
+    assert same["f0_track_corr"] == pytest.approx(1.0)
+    assert same["f0_track_rmse_cents"] == 0.0 and same["f0_track_vuv_error_rate"] == 0.0
+    assert math.isnan(same["mcd_db"]) and math.isnan(same["log_f0_diff_cents"])
+    assert same["predicted"] in SPEAKERS
+    # a tone two semitones up follows the source shifted by +2
+    up = tone(120.0 * 2 ** (2 / 12))
+    out = M.evaluate_conversion(up, src, sample_rate=SR, f0_shift_semitones=2)
+    assert out["f0_track_rmse_cents"] < 10 and out["f0_track_corr"] > 0.99
+    flat = M.evaluate_conversion(up, src, sample_rate=SR)
+    assert flat["f0_track_rmse_cents"] == pytest.approx(200, abs=10)
+    # a classifier with other analysis settings analyses on its own: same decision
+    x = voice("high", [1, 2], [0.2, 0.2], seed=4)
+    harvest = M.evaluate_conversion(x, x, sample_rate=SR, classifier=clf)
+    assert harvest["predicted"] == clf.predict(x) == "high"
+    longer = M.evaluate_conversion(np.concatenate([x, x[:400]]), x, sample_rate=SR,
+                                   f0_method="dio")
+    assert "length mismatch" in longer["warning"]
+
+
+def test_summarize_conversion():
+    per_utt = {
+        "a": {"mcd_db": 4.0, "mcd_source_db": 8.0, "log_f0_diff_cents": -30.0,
+              "source_log_f0_diff_cents": 500.0, "f0_track_corr": 0.9, "correct": True},
+        "b": {"mcd_db": 6.0, "mcd_source_db": 12.0, "log_f0_diff_cents": 10.0,
+              "source_log_f0_diff_cents": -300.0, "f0_track_corr": math.nan,
+              "correct": False},
+        "c": {"mcd_db": 5.0, "mcd_source_db": math.nan, "log_f0_diff_cents": math.nan,
+              "correct": None},
+    }
+    s = M.summarize_conversion(per_utt)
+    assert list(s) == ["count", *M.CONVERSION_SUMMARY_NAMES, "n_valid"]
+    assert s["count"] == 3
+    assert s["mcd_db"] == 5.0 and s["mcd_source_db"] == 10.0
+    assert s["mcd_reduction"] == pytest.approx(0.5)  # over a and b only: 1 - 5 / 10
+    assert s["log_f0_abs_diff_cents"] == 20.0 and s["log_f0_diff_cents"] == -10.0
+    assert s["source_log_f0_abs_diff_cents"] == 400.0
+    assert s["f0_track_corr"] == 0.9 and s["accuracy"] == 0.5
+    assert s["n_valid"]["mcd_reduction"] == 2 and s["n_valid"]["accuracy"] == 2
+    assert math.isnan(s["f0_track_rmse_cents"]) and s["n_valid"]["f0_track_rmse_cents"] == 0

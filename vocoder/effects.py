@@ -1,14 +1,17 @@
 """Room effects: learned FIR reverb and a two-parameter exponential-decay reverb.
 
-Both modules are causal convolutions by ``vocoder.dsp.filters.fft_convolve``, keep
+The modules are causal convolutions by ``vocoder.dsp.filters.fft_convolve``, keep
 the direct path (dry signal) separate from the wet impulse response (whose sample 0
-is held at zero), and share one interface:
+is held at zero), and share one interface (``FixedReverb`` plays a given impulse
+response, e.g. a measured room or another model's exported one):
 
     forward(audio, *, tail=False)   (..., N) -> (..., N), or (..., N + L - 1) with tail
     impulse_response()              (L,) effective IR, dry + wet (for export)
     wet_impulse_response()          (L,) the reverberant part only (for RT60)
 
-``rt60_from_ir`` measures a reverberation time by Schroeder backward integration.
+``rt60_from_ir`` measures a reverberation time by Schroeder backward integration;
+``synthetic_rir`` makes a room response of a given RT60 to test it (and to reverberate
+dry data for the dereverberation benchmark, benchmarks/room_acoustics.py).
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from torch import nn
 
 from vocoder.dsp.filters import fft_convolve
 
-__all__ = ["Reverb", "ExpDecayReverb", "rt60_from_ir"]
+__all__ = ["ExpDecayReverb", "FixedReverb", "Reverb", "rt60_from_ir", "synthetic_rir"]
 
 # Amplitude envelope exp(-decay * t) falls by 60 dB at t = rt60 when decay = _LN_1E3 / rt60.
 _LN_1E3 = 3.0 * math.log(10.0)
@@ -229,6 +232,51 @@ class ExpDecayReverb(nn.Module):
         return f"sample_rate={self.sample_rate}, ir_length={self.ir_length}"
 
 
+class FixedReverb(nn.Module):
+    """Convolution with a fixed impulse response: ``y = ir * x`` (causal).
+
+    ``ir[0]`` is the direct path, the rest the reverberant part, so the impulse
+    response exported from a :class:`Reverb` (``impulse_response()``) reproduces it.
+    Nothing is trainable; the IR is a buffer (it follows ``.to(device)``).
+
+    Args:
+        ir: (L,) impulse response, L >= 1.
+        sample_rate: its samples per second.
+    """
+
+    def __init__(self, ir, *, sample_rate: int):
+        super().__init__()
+        ir = torch.as_tensor(ir, dtype=torch.float32).detach().flatten().clone()
+        if ir.numel() < 1 or not torch.isfinite(ir).all():
+            raise ValueError(f"FixedReverb: the impulse response must be finite and non-empty, got {ir.numel()} samples")
+        self.sample_rate = int(sample_rate)
+        self.ir_length = int(ir.numel())
+        self.register_buffer("ir", ir)
+
+    def wet_impulse_response(self) -> torch.Tensor:
+        """(L,) the impulse response with sample 0 (the direct path) zeroed."""
+        return torch.cat([torch.zeros_like(self.ir[:1]), self.ir[1:]])
+
+    def impulse_response(self) -> torch.Tensor:
+        """(L,) the impulse response."""
+        return self.ir
+
+    def forward(self, audio: torch.Tensor, *, tail: bool = False) -> torch.Tensor:
+        """Apply the reverb.
+
+        Args:
+            audio: (..., N) signal, e.g. (batch, samples).
+            tail: also return the decay after the input ends.
+        Returns:
+            (..., N) causal output, or (..., N + L - 1) with ``tail=True``.
+        """
+        ir = self.ir.to(audio.dtype)
+        return _apply_ir(audio, ir[0], torch.cat([torch.zeros_like(ir[:1]), ir[1:]]), tail)
+
+    def extra_repr(self) -> str:
+        return f"sample_rate={self.sample_rate}, ir_length={self.ir_length}"
+
+
 def rt60_from_ir(
     ir: torch.Tensor,
     *,
@@ -272,3 +320,59 @@ def rt60_from_ir(
     reached = edc_db.min(-1).values <= lower
     ok = reached & (count >= 2) & (slope < 0) & (total[..., 0] > 0)
     return torch.where(ok, rt60, torch.full_like(rt60, float("nan")))
+
+
+def synthetic_rir(
+    rt60_s: float,
+    sample_rate: int,
+    *,
+    duration_s: Optional[float] = None,
+    direct: bool = True,
+    drr_db: float = 0.0,
+    seed: int = 0,
+    predelay_s: float = 0.0,
+) -> torch.Tensor:
+    """A synthetic room impulse response: a unit direct path and an exponential noise tail.
+
+    ``h[0] = 1`` (with ``direct``) and, from sample ``n0 = max(1, round(predelay_s *
+    sample_rate))`` on, ``h[n] = g * w[n] * exp(-3 ln10 * (n - n0) / (sample_rate * rt60_s))``
+    with ``w`` white Gaussian noise from ``seed``: the amplitude envelope falls by
+    60 dB in ``rt60_s`` (``exp(-6.91 t / RT60)``), so the energy decay curve is a
+    line of -60 dB per ``rt60_s`` (what :func:`rt60_from_ir` measures). The gain ``g``
+    sets the direct-to-reverberant energy ratio ``10 log10(1 / sum(tail ** 2))`` to
+    ``drr_db``; it is applied also with ``direct=False``, so the wet part is the same.
+
+    Args:
+        rt60_s: reverberation time, seconds (> 0).
+        sample_rate: samples per second.
+        duration_s: length of the response in seconds; default ``predelay_s + rt60_s``
+            (the tail ends 60 dB down).
+        direct: include the direct path (``h[0] = 1``); ``False`` gives the
+            reverberant part only (``h[0] = 0``), e.g. for :func:`rt60_from_ir`.
+        drr_db: direct-to-reverberant energy ratio in dB (0: equal energy).
+        seed: seed of the noise; the same arguments give the same response.
+        predelay_s: time from the direct path to the start of the tail, seconds.
+    Returns:
+        (L,) float32 impulse response, ``L = round(duration_s * sample_rate)``.
+    """
+    if not rt60_s > 0:
+        raise ValueError(f"synthetic_rir: rt60_s must be positive, got {rt60_s}")
+    if sample_rate is None or sample_rate <= 0:
+        raise ValueError(f"synthetic_rir: sample_rate must be a positive number, got {sample_rate}")
+    if not predelay_s >= 0:
+        raise ValueError(f"synthetic_rir: predelay_s must be >= 0, got {predelay_s}")
+    if duration_s is None:
+        duration_s = predelay_s + rt60_s
+    length = int(round(duration_s * sample_rate))
+    start = max(1, int(round(predelay_s * sample_rate)))
+    if length <= start:
+        raise ValueError(f"synthetic_rir: duration_s={duration_s} leaves no room for a tail after the "
+                         f"predelay ({start} samples at {sample_rate} Hz)")
+    n = torch.arange(length - start, dtype=torch.float64)
+    tail = _seeded_normal(length - start, seed).double() * torch.exp(-_LN_1E3 * n / (sample_rate * rt60_s))
+    tail = tail * (10.0 ** (-drr_db / 20.0) / tail.norm())
+    ir = torch.zeros(length, dtype=torch.float64)
+    ir[start:] = tail
+    if direct:
+        ir[0] = 1.0
+    return ir.float()

@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from vocoder.analysis.loudness import a_weighted_loudness, default_loudness_n_fft
+from vocoder.analysis.loudness import (
+    a_weighted_loudness,
+    active_frames,
+    default_loudness_n_fft,
+)
 from vocoder.audio import AudioError
 
 
@@ -162,3 +166,19 @@ def test_default_n_fft_covers_128_ms():
     assert default_loudness_n_fft(24000) == 4096
     assert default_loudness_n_fft(44100) == 8192
     assert default_loudness_n_fft(48000) == 8192
+
+
+def test_active_frames_leave_out_silence():
+    sr, hop = 16000, 80
+    sound = 0.1 * np.random.default_rng(0).standard_normal(sr // 2)  # broadband, as speech is
+    x = np.concatenate([np.zeros(sr // 4), sound, np.zeros(sr // 4)])
+    ld = a_weighted_loudness(x, sample_rate=sr, hop_length=hop)
+    mask = active_frames(ld)
+    assert mask.shape == ld.shape and mask.dtype == bool
+    frames = np.arange(ld.size) * hop / sr
+    # The sound's frames (a window away from its ends) are active, the silence's are not.
+    assert mask[(frames > 0.35) & (frames < 0.65)].all()
+    assert not mask[(frames < 0.1) | (frames > 0.9)].any()
+    assert ld[mask].mean() > ld.mean() + 10
+    np.testing.assert_array_equal(active_frames([-10.0, -45.0, -60.0], range_db=40), [True, True, False])
+    assert active_frames(np.zeros(0)).shape == (0,)

@@ -4,32 +4,19 @@ The recipe directory is recreated under tmp_path with links to the repository's
 scripts, configs and corpus, so the run writes nothing inside the checkout.
 """
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from recipe_helpers import ROOT, run_recipe
+from recipe_helpers import make_scratch_recipe as _make
 
-ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "egs" / "mini" / "voc1"
 
 
 def make_scratch_recipe(tmp_path: Path) -> Path:
-    work = tmp_path / "voc1"
-    work.mkdir()
-    shutil.copy(RECIPE / "run.sh", work / "run.sh")
-    shutil.copy(RECIPE / "cmd.sh", work / "cmd.sh")
-    for name in ("path.sh", "utils", "local", "conf"):
-        os.symlink((RECIPE / name).resolve(), work / name)
-    return work
-
-
-def run_recipe(work: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(os.sys.executable).parent}:{env['PATH']}"
-    return subprocess.run(["bash", str(work / "run.sh"), "--corpus", str(ROOT / "egs/mini/corpus"), *args],
-                          cwd=work, env=env, capture_output=True, text=True, timeout=1200)
+    return _make(tmp_path, "voc1")
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")

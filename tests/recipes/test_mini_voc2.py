@@ -1,7 +1,6 @@
 """The mel-vocoder recipe (egs/mini/voc2) end to end with its debug config, in a scratch
 copy, then `vocoder synth --feats` on a mel feats.scp as a TTS front end would hand it over."""
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -9,26 +8,18 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+from recipe_helpers import ROOT, recipe_env
+from recipe_helpers import make_scratch_recipe as _make
 
-ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "egs" / "mini" / "voc2"
 
 
 def make_scratch_recipe(tmp_path: Path) -> Path:
-    work = tmp_path / "voc2"
-    work.mkdir()
-    shutil.copy(RECIPE / "run.sh", work / "run.sh")
-    shutil.copy(RECIPE / "cmd.sh", work / "cmd.sh")
-    for name in ("path.sh", "utils", "local", "conf"):
-        os.symlink((RECIPE / name).resolve(), work / name)
-    return work
+    return _make(tmp_path, "voc2")
 
 
 def _env():
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
-    env["OMP_NUM_THREADS"] = "1"  # tiny model; other jobs share the cores
-    return env
+    return recipe_env(OMP_NUM_THREADS="1")  # tiny model; other jobs share the cores
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")

@@ -40,7 +40,7 @@ import torch
 from vocoder.audio import AudioError, check_audio
 from vocoder.dsp.spectral import a_weighting_db, fft_frequencies, n_frames, stft
 
-__all__ = ["a_weighted_loudness", "default_loudness_n_fft"]
+__all__ = ["a_weighted_loudness", "active_frames", "default_loudness_n_fft"]
 
 _DDSP_REF_DB = 20.7  # DDSP's reference for n_fft = 2048, average over dB
 _DDSP_N_FFT = 2048
@@ -171,3 +171,22 @@ def a_weighted_loudness(
     if was_numpy:
         return loudness.numpy()
     return loudness
+
+
+def active_frames(loudness_db, *, range_db: float = 40.0) -> np.ndarray:
+    """Frames that are not silence: those within ``range_db`` of the loudest frame.
+
+    The per-speaker ``loudness_active`` statistics of ``vocoder stats`` and the
+    loudness matching of ``vocoder convert`` average over these frames, so that the
+    amount of silence in a recording does not move the mean.
+
+    Args:
+        loudness_db: (frames,) loudness in dB (:func:`a_weighted_loudness`).
+        range_db: how far below the loudest frame a frame still counts.
+    Returns:
+        (frames,) bool mask (all False for an empty track).
+    """
+    x = np.asarray(loudness_db, dtype=np.float64).reshape(-1)
+    if x.size == 0:
+        return np.zeros(0, dtype=bool)
+    return x >= x.max() - float(range_db)

@@ -18,8 +18,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from .evaluate import (AudioItem, add_shared_analysis_arguments, check_common_args, list_audio,
-                       load_item, run_jobs)
+from .evaluate import (
+    AudioItem,
+    add_shared_analysis_arguments,
+    check_common_args,
+    list_audio,
+    load_item,
+    run_jobs,
+)
 
 __all__ = ["copy_synthesize", "add_arguments", "run"]
 

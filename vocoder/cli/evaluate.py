@@ -40,9 +40,14 @@ __all__ = [
     "run",
 ]
 
-from ..data.sources import (AUDIO_EXTENSIONS, AudioItem, _first_line, _is_audio_file,  # noqa: F401
-                            list_audio, load_item)
-
+from ..data.sources import (  # noqa: F401
+    AUDIO_EXTENSIONS,
+    AudioItem,
+    _first_line,
+    _is_audio_file,
+    list_audio,
+    load_item,
+)
 
 # --------------------------------------------------------------------------- workers
 

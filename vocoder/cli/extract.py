@@ -25,7 +25,13 @@ from pathlib import Path
 
 import yaml
 
-from ..data.features import FRAME_STREAMS, FeatureConfig, compute_features, read_wav_entry, write_meta
+from ..data.features import (
+    FRAME_STREAMS,
+    FeatureConfig,
+    compute_features,
+    read_wav_entry,
+    write_meta,
+)
 from ..data.features import _read_kv as _read_scp
 from ..data.kaldi import read_data_dir, utt2spk_to_spk2utt, write_table
 

@@ -3,8 +3,11 @@
     vocoder stats DUMP_DIR [--out DUMP_DIR/stats.json]
 
 Writes JSON with global and per-speaker mean/std of log-f0 (voiced frames), loudness
-(dB) and mel bins, and f0 percentiles per speaker (used for f0 transforms and
-instrument range folding). Models store the global values in their buffers.
+(dB) and mel bins, and per speaker the f0 percentiles (5th, 50th, 95th) and the
+loudness of the non-silent frames (within 40 dB of each utterance's loudest frame),
+used by `vocoder convert` for f0 transforms, instrument range folding and loudness
+matching. Models store the global values in their buffers; checkpoints carry the
+per-speaker values.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..analysis.loudness import active_frames
 from ..data.features import FeatureDump
 
 STATS_VERSION = 1
@@ -56,7 +60,7 @@ def compute_stats(dump: FeatureDump) -> dict:
     for utt in dump.utts:
         d = dump.load(utt, streams)
         spk = dump.speaker(utt)
-        acc = per_spk.setdefault(spk, {"logf0": _Acc(), "loudness": _Acc()})
+        acc = per_spk.setdefault(spk, {"logf0": _Acc(), "loudness": _Acc(), "loudness_active": _Acc()})
         if "f0" in d:
             voiced = d["f0"][(d["f0"] > 0) & (d.get("vuv", d["f0"] > 0) > 0.5)]
             lf = np.log(voiced)
@@ -66,6 +70,7 @@ def compute_stats(dump: FeatureDump) -> dict:
         if "loudness" in d:
             glob["loudness"].add(d["loudness"])
             acc["loudness"].add(d["loudness"])
+            acc["loudness_active"].add(d["loudness"][active_frames(d["loudness"])])
         if "mel" in d:
             glob["mel"].add(d["mel"])
     speakers = {}

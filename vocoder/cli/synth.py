@@ -1,8 +1,8 @@
 """Synthesize audio from a feature dump (or a mel feats.scp) with a trained model.
 
     vocoder synth --checkpoint EXP_OR_CKPT (--dump DUMP_DIR | --feats FEATS_SCP) --out OUT_DIR
-                  [--f0-shift SEMITONES] [--loudness-shift DB] [--speaker NAME] [--dry]
-                  [--device auto] [--utts N] [--seed 0]
+                  [--f0-shift SEMITONES] [--loudness-shift DB] [--speaker NAME]
+                  [--dry | --reverb-from CKPT_OR_WAV] [--device auto] [--utts N] [--seed 0]
 
 `--feats` reads a Kaldi script file of (frames, n_mels) log10 mel spectrograms, e.g. the
 feats.scp a TTS front end writes, for models that need the mel alone (mel_ddsp); the
@@ -14,8 +14,11 @@ Writes OUT_DIR/<utt>.wav at the model's sample rate, one file per utterance of t
 and OUT_DIR/synth.json with the real-time factor (compute seconds per audio second,
 with device and threads). `--f0-shift` transposes by semitones, `--loudness-shift` adds
 dB to the loudness input, `--speaker` forces a speaker/instrument embedding, `--dry`
-bypasses the learned reverb, `--int8` quantises the network for faster CPU inference. Existing outputs are skipped unless --overwrite; an
-utterance that fails is reported and the others go on.
+bypasses the learned reverb, `--reverb-from` replaces it with another checkpoint's
+learned reverb or an impulse response file (resampled to the model's rate; e.g. one
+written by `vocoder export-ir`), `--int8` quantises the network for faster CPU
+inference. Existing outputs are skipped unless --overwrite; an utterance that fails is
+reported and the others go on.
 """
 from __future__ import annotations
 
@@ -37,7 +40,11 @@ def add_arguments(p) -> None:
     p.add_argument("--f0-shift", type=float, default=0.0, help="transpose f0 by this many semitones")
     p.add_argument("--loudness-shift", type=float, default=0.0, help="add this many dB to the loudness input")
     p.add_argument("--speaker", help="speaker/instrument embedding to use (default: the utterance's own)")
-    p.add_argument("--dry", action="store_true", help="bypass the learned reverb")
+    room = p.add_mutually_exclusive_group()
+    room.add_argument("--dry", action="store_true", help="bypass the learned reverb")
+    room.add_argument("--reverb-from", metavar="CKPT_OR_WAV",
+                      help="instead of the model's reverb: another checkpoint's (file or experiment dir) learned "
+                           "reverb, or an impulse response audio file")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--utts", type=int, help="only the first N utterances")
     p.add_argument("--seed", type=int, default=0, help="noise seed")
@@ -49,8 +56,14 @@ def add_arguments(p) -> None:
 
 
 def synthesize_utterance(model, feats: dict, *, speaker_index: int | None, f0_shift: float = 0.0,
-                         loudness_shift: float = 0.0, dry: bool = False, device="cpu", seed: int = 0):
-    """Run the model on one utterance's streams (numpy) and return (samples,) numpy audio."""
+                         loudness_shift: float = 0.0, dry: bool = False, device="cpu", seed: int = 0,
+                         speaker_embedding=None, reverb=None):
+    """Run the model on one utterance's streams (numpy) and return (samples,) numpy audio.
+
+    ``speaker_embedding`` ((speaker_dim,) tensor, e.g. a blend of speakers) replaces the
+    embedding of ``speaker_index``; ``reverb`` (a module, see vocoder/reverb_io.py)
+    replaces the model's own reverb on its dry output.
+    """
     import numpy as np
     import torch
 
@@ -67,10 +80,13 @@ def synthesize_utterance(model, feats: dict, *, speaker_index: int | None, f0_sh
         inputs["loudness"] = inputs["loudness"] + loudness_shift
     if getattr(model, "n_speakers", 0):
         inputs["speaker"] = torch.tensor([max(0, speaker_index or 0)], device=device)
+        if speaker_embedding is not None:
+            inputs["speaker_embedding"] = speaker_embedding.reshape(1, -1).to(device)
     g = torch.Generator(device="cpu").manual_seed(seed)
     with torch.inference_mode():
-        out = model(inputs, generator=g, dry=dry)
-    return out["audio"][0].float().cpu().numpy()
+        out = model(inputs, generator=g, dry=dry or reverb is not None)
+        audio = out["audio"] if reverb is None else reverb(out["dry_audio"])
+    return audio[0].float().cpu().numpy()
 
 
 def quantize_dynamic_int8(model):
@@ -193,6 +209,10 @@ def run(args) -> int:
         check_feature_settings(model, dump.config.to_dict(), args.dump)
         source, utt2num_samples = dump, dump.utt2num_samples
     forced = model.speaker_index(args.speaker) if args.speaker else None
+    reverb = None
+    if args.reverb_from:
+        from ..reverb_io import load_reverb
+        reverb = load_reverb(args.reverb_from, sample_rate=model.sample_rate, device=device)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     utts = source.utts[: args.utts] if args.utts else source.utts
@@ -216,7 +236,7 @@ def run(args) -> int:
             t = time.perf_counter()
             audio = synthesize_utterance(model, feats, speaker_index=spk, f0_shift=args.f0_shift,
                                          loudness_shift=args.loudness_shift, dry=args.dry, device=device,
-                                         seed=args.seed)
+                                         seed=args.seed, reverb=reverb)
             compute += time.perf_counter() - t
             n = feats[streams[0]].shape[0] * model.hop_length
             n = min(n, utt2num_samples.get(utt, n))  # the source's length

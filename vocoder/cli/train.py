@@ -7,7 +7,9 @@ The config's `model:` section names a registered model and its settings, `train:
 training settings (vocoder/training/trainer.py: TrainConfig). The sample rate and hop
 come from the dump; `speakers: auto` takes the speaker list from the training dump.
 The resolved configuration is saved as EXP/config.yaml (with a `version` key) and
-inside every checkpoint. Multi-GPU / multi-process: launch with
+inside every checkpoint; checkpoints also carry the statistics of --stats (global
+log-f0/loudness and the per-speaker section: `vocoder convert` maps f0 and loudness
+with them). Multi-GPU / multi-process: launch with
 `torchrun --nproc_per_node N -m vocoder.cli.main train ...`.
 """
 from __future__ import annotations
@@ -99,12 +101,24 @@ def resolve(cfg: dict, *, train_dump, valid_dump, stats_path) -> dict:
     return resolved
 
 
+def checkpoint_stats(stats: dict) -> dict:
+    """The part of a `vocoder stats` dict stored in checkpoints: the global log-f0 and
+    loudness entries and the per-speaker section (not the per-bin mel values)."""
+    glob = stats.get("global") or {}
+    return {"version": stats.get("version"), "global": {k: glob[k] for k in ("logf0", "loudness") if k in glob},
+            "speakers": stats.get("speakers") or {}}
+
+
 def run(args) -> int:
     import torch
 
     from ..data.dataset import CropDataset, crop_frames_for
     from ..models import build_model, get_model_class
-    from ..training.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+    from ..training.checkpoint import (
+        latest_checkpoint,
+        list_checkpoints,
+        load_checkpoint,
+    )
     from ..training.trainer import TrainConfig, Trainer, resolve_device
 
     exp = Path(args.exp)
@@ -132,9 +146,11 @@ def run(args) -> int:
     torch.manual_seed(tcfg.seed)  # the model's initial weights follow train.seed
     model_cfg = {k: v for k, v in cfg["model"].items() if k != "name"}
     model = build_model(cfg["model"]["name"], **model_cfg)
+    stats = None
     if stats_path:
         with open(stats_path, encoding="utf-8") as f:
-            model.set_statistics(json.load(f))
+            stats = json.load(f)
+        model.set_statistics(stats)
     streams = list(get_model_class(cfg["model"]["name"]).input_streams)
     crop = crop_frames_for(tcfg.crop_seconds, sample_rate=model.sample_rate, hop_length=model.hop_length)
     speakers = cfg["model"].get("speakers") or []
@@ -151,8 +167,10 @@ def run(args) -> int:
         print(f"vocoder train: {cfg['model']['name']} with {n_params / 1e6:.2f} M parameters on {device}; "
               f"{len(train_set.utts)} training utterances ({train_set.total_frames * model.hop_length / model.sample_rate:.0f} s)",
               file=sys.stderr)
-    trainer = Trainer(model, train_set, valid_set, exp_dir=exp, config=tcfg, full_config=cfg, device=device,
-                      progress=not args.no_progress)
+    # The checkpoints carry the statistics (config.yaml keeps only their path).
+    ckpt_config = {**cfg, "stats": checkpoint_stats(stats)} if stats else cfg
+    trainer = Trainer(model, train_set, valid_set, exp_dir=exp, config=tcfg, full_config=ckpt_config,
+                      device=device, progress=not args.no_progress)
     if args.resume:
         trainer.resume()
     torch.set_float32_matmul_precision("high")

@@ -87,6 +87,16 @@ class DDSP(nn.Module):
         use_vuv: feed the voicing flag to the decoder.
         gate_unvoiced: multiply the harmonic amplitude by the voicing flag.
         reverb: add the learned reverb; ``reverb_duration_s`` its impulse length.
+        harmonic_head: ``"distribution"`` (DDSP's free per-harmonic distribution) or
+            ``"envelope"``: the decoder predicts a log spectral envelope at
+            ``n_envelope`` knots evenly spaced in (HTK) mels from 0 Hz to Nyquist, and
+            each harmonic's level is the envelope read at its frequency (a source-filter
+            prior: the same formant shape serves any f0; used for speech).
+        n_envelope: knots of the envelope head.
+        encoder_norm: how the encoder normalises its MFCC input: ``"layer"`` (per frame,
+            learned) or ``"instance"`` (per utterance and coefficient over time, then
+            learned: removes the static spectral colour that identifies a speaker, for
+            voice conversion).
     """
 
     input_streams = ("f0", "vuv", "loudness", "mfcc")
@@ -95,7 +105,8 @@ class DDSP(nn.Module):
                  hidden_size: int = 512, gru_size: int = 512, mlp_layers: int = 3, z_dim: int = 16,
                  n_mfcc: int = 30, encoder_gru_size: int = 256, n_speakers: int = 0, speaker_dim: int = 32,
                  use_vuv: bool = True, gate_unvoiced: bool = True, reverb: bool = True,
-                 reverb_duration_s: float = 1.0, speakers: list[str] | None = None):
+                 reverb_duration_s: float = 1.0, speakers: list[str] | None = None,
+                 harmonic_head: str = "distribution", n_envelope: int = 40, encoder_norm: str = "layer"):
         super().__init__()
         self.sample_rate = int(sample_rate)
         self.hop_length = int(hop_length)
@@ -106,6 +117,15 @@ class DDSP(nn.Module):
         self.use_vuv = bool(use_vuv)
         self.gate_unvoiced = bool(gate_unvoiced)
         self.speakers = list(speakers) if speakers else []
+        if harmonic_head not in ("distribution", "envelope"):
+            raise ValueError(f"harmonic_head must be 'distribution' or 'envelope', got {harmonic_head!r}")
+        if encoder_norm not in ("layer", "instance"):
+            raise ValueError(f"encoder_norm must be 'layer' or 'instance', got {encoder_norm!r}")
+        self.harmonic_head = harmonic_head
+        self.n_envelope = int(n_envelope) if harmonic_head == "envelope" else 0
+        if harmonic_head == "envelope" and self.n_envelope < 2:
+            raise ValueError(f"n_envelope must be at least 2, got {n_envelope}")
+        self.encoder_norm = encoder_norm
         n_speakers = max(int(n_speakers), len(self.speakers))
         self.n_speakers = n_speakers
         if self.z_dim > 0:
@@ -123,7 +143,8 @@ class DDSP(nn.Module):
             gru_in += speaker_dim
         self.gru = nn.GRU(gru_in, gru_size, batch_first=True)
         self.out_mlp = mlp(gru_size + 2 * hidden_size, hidden_size, mlp_layers)
-        self.out = nn.Linear(hidden_size, 1 + n_harmonics + n_noise_bands)
+        n_shape = self.n_envelope if harmonic_head == "envelope" else n_harmonics
+        self.out = nn.Linear(hidden_size, 1 + n_shape + n_noise_bands)
         self.harmonic = Harmonic(sample_rate=sample_rate, hop_length=hop_length, n_harmonics=n_harmonics)
         self.noise = FilteredNoise(hop_length=hop_length, n_bands=n_noise_bands)
         self.reverb = Reverb(sample_rate=sample_rate, duration_s=reverb_duration_s) if reverb else None
@@ -150,7 +171,10 @@ class DDSP(nn.Module):
     # -- network -------------------------------------------------------------------
     def encode(self, mfcc: torch.Tensor) -> torch.Tensor:
         """(batch, frames, n_mfcc) MFCC to (batch, frames, z_dim) z."""
-        h, _ = self.encoder_gru(self.mfcc_norm(mfcc[..., : self.n_mfcc]))
+        x = mfcc[..., : self.n_mfcc]
+        if self.encoder_norm == "instance":
+            x = (x - x.mean(dim=1, keepdim=True)) / x.std(dim=1, keepdim=True).clamp_min(1e-3)
+        h, _ = self.encoder_gru(self.mfcc_norm(x))
         return self.encoder_out(h)
 
     def decode(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -178,8 +202,34 @@ class DDSP(nn.Module):
             x = torch.cat([x, spk.unsqueeze(1).expand(-1, x.shape[1], -1)], dim=-1)
         g, _ = self.gru(x)
         y = self.out(self.out_mlp(torch.cat([g, hidden[0], hidden[1]], dim=-1)))
-        return {"amplitude": y[..., :1], "harmonic_distribution": y[..., 1:1 + self.n_harmonics],
-                "noise_magnitudes": y[..., 1 + self.n_harmonics:], "z": feats.get("z")}
+        n_shape = self.n_envelope or self.n_harmonics
+        shape = y[..., 1:1 + n_shape]
+        out = {"amplitude": y[..., :1], "noise_magnitudes": y[..., 1 + n_shape:], "z": feats.get("z")}
+        if self.n_envelope:
+            out["envelope"] = shape
+            out["harmonic_distribution"] = self.envelope_at_harmonics(shape, f0)
+        else:
+            out["harmonic_distribution"] = shape
+        return out
+
+    def envelope_at_harmonics(self, envelope: torch.Tensor, f0_hz: torch.Tensor) -> torch.Tensor:
+        """Read a (batch, frames, n_envelope) envelope at the harmonics of f0.
+
+        The knots are evenly spaced in HTK mels from 0 Hz to Nyquist; values are
+        interpolated linearly in mels (harmonics above Nyquist hold the last knot and
+        are masked by the synthesizer). Returns (batch, frames, n_harmonics).
+        """
+        k = torch.arange(1, self.n_harmonics + 1, device=f0_hz.device, dtype=envelope.dtype)
+        freqs = f0_hz.detach().to(envelope.dtype).unsqueeze(-1) * k
+        mel = 2595.0 * torch.log10(1.0 + freqs / 700.0)
+        mel_nyquist = 2595.0 * math.log10(1.0 + self.sample_rate / 2.0 / 700.0)
+        pos = (mel / mel_nyquist * (self.n_envelope - 1)).clamp(0, self.n_envelope - 1)
+        i0 = pos.floor().clamp(max=self.n_envelope - 2)
+        w = pos - i0
+        i0 = i0.long()
+        lo = torch.gather(envelope, -1, i0)
+        hi = torch.gather(envelope, -1, i0 + 1)
+        return lo + (hi - lo) * w
 
     def render_noise(self, magnitudes: torch.Tensor,
                      generator: torch.Generator | Sequence[torch.Generator] | None = None) -> torch.Tensor:

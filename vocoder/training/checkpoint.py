@@ -2,7 +2,9 @@
 
 A checkpoint is ``{"model", "optimizer", "scheduler", "step", "config", "version",
 "format"}``; ``config`` is the resolved configuration the model was built from, so a
-checkpoint alone rebuilds its model (:func:`load_model`). Files are named
+checkpoint alone rebuilds its model (:func:`load_model`); ``vocoder train`` adds to it
+``stats``, the global and per-speaker statistics it trained with (``vocoder convert``
+reads them; older checkpoints lack the key). Files are named
 ``checkpoints/step_<08d>.pt``; the newest complete one is the one to resume from.
 """
 from __future__ import annotations
