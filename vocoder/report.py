@@ -72,6 +72,18 @@ METRIC_INFO: dict[str, tuple[str, str, str | None]] = {
     "loudness_l1_db": ("Loudness L1", "dB", "lower"),
     "rtf": ("RTF", "s/s", "lower"),
     "duration_s": ("duration", "s", None),
+    # voice conversion / timbre transfer (vocoder evaluate-conversion)
+    "mcd_source_db": ("MCD source-target", "dB", None),
+    "mcd_reduction": ("MCD reduction", "fraction", "higher"),
+    "log_f0_abs_diff_cents": ("|log-f0 - target|", "cents", "lower"),
+    "log_f0_diff_cents": ("log-f0 - target", "cents", None),
+    "source_log_f0_abs_diff_cents": ("|source log-f0 - target|", "cents", None),
+    "f0_track_corr": ("f0 corr. with source", "", "higher"),
+    "f0_track_rmse_cents": ("f0 tracking RMSE", "cents", "lower"),
+    "f0_track_gross_error_rate": ("f0 tracking gross error", "fraction", "lower"),
+    "f0_track_vuv_error_rate": ("f0 tracking V/UV error", "fraction", "lower"),
+    "accuracy": ("classified as target", "fraction", "higher"),
+    "classifier_check_accuracy": ("classifier check", "fraction", None),
 }
 _NOT_METRICS = ("count", "n_valid")  # summary entries that are not table columns
 

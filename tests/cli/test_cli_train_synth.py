@@ -285,3 +285,23 @@ def test_torchrun_two_processes_on_cpu(exp, tmp_path):
     assert [p.name for p in ckpts] == ["step_00000002.pt", "step_00000004.pt"]
     assert load_checkpoint(ckpts[-1])["step"] == 4
     assert res.stderr.count("done at step 4") == 1  # rank 0 reports once
+
+
+def test_train_rejects_a_mel_dump_made_with_other_settings(exp, tmp_path):
+    """A mel model built for one mel analysis refuses a dump extracted with another."""
+    root = exp["root"]
+    conf = {"version": 1, "features": {"sample_rate": SR, "hop_length": HOP, "n_mels": 40, "mel_n_fft": 512,
+                                       "mel_f_min": 80, "mel_f_max": 7000, "streams": ["f0", "vuv", "loudness", "mel"]}}
+    (tmp_path / "feats.yaml").write_text(yaml.safe_dump(conf))
+    rc, err = vocoder_inproc("extract", "--config", tmp_path / "feats.yaml", root / "data", tmp_path / "dump")
+    assert rc == 0, err
+    conf["model"] = {"name": "mel_ddsp", "n_mels": 40, "mel_n_fft": 512, "mel_f_min": 80, "mel_f_max": 7600,
+                     "channels": 8, "conv_layers": 1, "gru_size": 0, "n_aperiodicity": 4, "n_f0_bins": 16,
+                     "reverb": False}
+    conf["features"].pop("mel_f_max")  # the dump decides: the model's 7600 Hz disagrees with its 7000
+    conf["train"] = {"max_steps": 1, "batch_size": 2, "crop_seconds": 0.1}
+    (tmp_path / "conf.yaml").write_text(yaml.safe_dump(conf))
+    rc, err = vocoder_inproc("train", "--config", tmp_path / "conf.yaml", "--train-dump", tmp_path / "dump",
+                             "--exp", tmp_path / "exp", "--device", "cpu", "--no-progress")
+    assert rc != 0
+    assert "features do not match the model's analysis: mel_f_max=7000.0 (model: 7600.0)" in err

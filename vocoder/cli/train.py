@@ -146,6 +146,8 @@ def run(args) -> int:
     torch.manual_seed(tcfg.seed)  # the model's initial weights follow train.seed
     model_cfg = {k: v for k, v in cfg["model"].items() if k != "name"}
     model = build_model(cfg["model"]["name"], **model_cfg)
+    from .synth import check_feature_settings  # a mel model must read the mel it was built for
+    check_feature_settings(model, cfg["features"], args.train_dump)
     stats = None
     if stats_path:
         with open(stats_path, encoding="utf-8") as f:

@@ -1,7 +1,8 @@
 """The training loop: optimiser, LR schedule, AMP, DDP, checkpoints, TensorBoard.
 
 One :class:`Trainer` trains any registered model on :class:`~vocoder.data.dataset.CropDataset`
-examples with the multi-scale spectral loss. It
+examples with the multi-scale spectral loss, plus the model's own ``aux_loss`` when its
+``forward`` returns one (e.g. the mel vocoder's f0 supervision). It
 
 * runs on ``cpu`` or ``cuda`` (``resolve_device("auto")`` picks CUDA when present), with
   mixed precision for the network on CUDA (the synthesizers stay float32);
