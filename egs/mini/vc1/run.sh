@@ -120,15 +120,7 @@ if (( stage <= 5 && 5 <= stop_stage )); then
   # target_reference (the target voice's recording of the same sentence: utt ids are
   # <voice>_<sentence>).
   pairs=$expdir/eval/pairs.txt
-  mkdir -p "$expdir/eval"
-  VOICES="$voices" awk -v expd="$expdir" '
-    NR == FNR { wav[$1] = $2; next }
-    { utt = $1; src = utt; sub(/_.*/, "", src); sent = substr(utt, length(src) + 2)
-      for (t in voices) if (t != src && ((t "_" sent) in wav))
-        print src "_to_" t "_" sent, expd "/wav/" src "_to_" t "/" utt ".wav", wav[utt], src, t, wav[t "_" sent] }
-    BEGIN { n = split(ENVIRON["VOICES"], v, " "); for (i = 1; i <= n; i++) voices[v[i]] = 1 }
-  ' "$datadir/${d}_eval/wav.scp" "$datadir/${d}_eval/wav.scp" | sort > "$pairs.tmp"
-  mv "$pairs.tmp" "$pairs"
+  utils/make_vc_pairs.py --speakers "$voices" --out "$pairs" "$datadir/${d}_eval" "$expdir/wav"
   read -r sr hop f0min f0max < <(python3 -c "import yaml, sys
 f = yaml.safe_load(open(sys.argv[1]))['features']
 print(f['sample_rate'], f['hop_length'], f['f0_min'], f['f0_max'])" "$dumpdir/${d}_train/feats.yaml")
