@@ -39,6 +39,8 @@ demo-debug: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/synth_speed.py
 	$(PY) benchmarks/train_speed.py
+	$(PY) benchmarks/world_synth.py
+	$(PY) benchmarks/extract_speed.py
 
 lint:
 	shellcheck -x recipes/utils/*.sh recipes/templates/*.sh

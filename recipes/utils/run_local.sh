@@ -17,7 +17,8 @@ When a job fails: '$prog: K/N jobs failed' and the last 20 lines of the first fa
 job's log on stderr, exit status 1. SIGINT/SIGTERM to $0 kill all its jobs.
 Options:
   --max-jobs-run M   run at most M jobs at once (default: number of CPUs)
-  --num-threads N    threads per job, only noted in the log footer
+  --num-threads N, --cpus N
+                     threads per job, only noted in the log footer
   --gpu N, --mem SIZE, --time T
                      accepted and ignored, so cmd.sh can use queue-style options"
 
@@ -26,7 +27,8 @@ die() {
   exit 1
 }
 
-max_jobs=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
+# (GNU nproc would report OMP_NUM_THREADS instead of the CPUs when it is set)
+max_jobs=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 threads=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -38,7 +40,7 @@ while [[ $# -gt 0 ]]; do
   esac
   case "$opt" in
     --max-jobs-run) max_jobs=$value ;;
-    --num-threads) threads=$value ;;
+    --num-threads|--cpus) threads=$value ;;
     --gpu|--mem|--time) ;;
     *) die "unknown option $opt (see $0 --help)" ;;
   esac

@@ -349,3 +349,14 @@ def test_feature_dump_errors(tmp_path):
     (tmp_path / "feats.yaml").write_text("version: 99\nfeatures: {}\n")
     with pytest.raises(ValueError, match="newer"):
         FeatureDump(tmp_path)
+
+
+def test_extract_jobs_are_started_single_threaded(monkeypatch):
+    """The --nj worker processes get one thread per numerical library; the parent's env comes back."""
+    from vocoder.cli.extract import _THREAD_VARS, _single_threaded_children
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    with _single_threaded_children():
+        assert all(os.environ[k] == "1" for k in _THREAD_VARS)
+    assert os.environ["OMP_NUM_THREADS"] == "4" and "MKL_NUM_THREADS" not in os.environ

@@ -6,7 +6,8 @@ Reads DATA_DIR/wav.scp (and segments, if present), resamples to the configured r
 writes per-stream Kaldi archives (f0, vuv, loudness, mfcc, mel and the resampled
 audio) to DUMP_DIR; see vocoder/data/features.py for the layout. Settings come from the
 `features:` section of --config, overridden by the flags. `--nj N` runs N jobs in
-parallel, each on a contiguous slice of the sorted utterances.
+parallel, each on a contiguous slice of the sorted utterances and each with one thread
+(OMP_NUM_THREADS=1 and friends, torch.set_num_threads(1)), so N jobs use N cores.
 
 A job whose output is complete (marker DUMP_DIR/arks/.done.J for the same utterances and
 settings) is skipped when the command is run again, so a rerun after a crash redoes only
@@ -15,6 +16,7 @@ listed in DUMP_DIR/failed with its reason and the others go on (--fail-fast stop
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import multiprocessing as mp
@@ -73,6 +75,31 @@ def _job_signature(cfg: FeatureConfig, items: list) -> str:
     for item in items:
         h.update(json.dumps(item).encode())
     return h.hexdigest()
+
+
+# Thread-pool sizes of the numerical libraries (OpenMP, MKL, OpenBLAS, Accelerate, numexpr).
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+                "NUMEXPR_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _single_threaded_children():
+    """Let processes started inside the block use one thread each (N jobs on N cores).
+
+    The worker processes are spawned, so they read these variables when they import numpy
+    and torch; each job also calls ``torch.set_num_threads(1)``. The parent's environment
+    is restored on exit.
+    """
+    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+    os.environ.update({k: "1" for k in _THREAD_VARS})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _run_job(job: int, items: list, cfg_dict: dict, dump_dir: str, allow_pipes: bool, fail_fast: bool,
@@ -161,7 +188,7 @@ def run(args) -> int:
         (arks / f".done.{j}").write_text(sig)
     else:
         ctx = mp.get_context("spawn")
-        with ctx.Pool(processes=len(todo)) as pool:
+        with _single_threaded_children(), ctx.Pool(processes=len(todo)) as pool:
             pending = {j: (pool.apply_async(_run_job, (j, part, cfg.to_dict(), str(dump), args.allow_pipes,
                                                        args.fail_fast, False)), sig)
                        for j, part, sig in todo}
