@@ -15,7 +15,9 @@
 #   5 evaluation     vocoder evaluate-conversion: DTW MCD against the target voice's
 #                    recording of the same sentence (next to source vs target), log-f0
 #                    mean against the target's, f0 correlation with the source, and a
-#                    speaker classifier trained on the training split -> $expdir/metrics.json
+#                    speaker classifier trained on the training split -> $expdir/metrics.json;
+#                    and, as the measurement's own floor, the same metrics of WORLD
+#                    copy-synthesis of each source (system world_copy: source -> itself)
 set -euo pipefail
 cd "$(dirname "$0")"
 . ./path.sh
@@ -128,8 +130,24 @@ print(f['sample_rate'], f['hop_length'], f['f0_min'], f['f0_max'])" "$dumpdir/${
     vocoder evaluate-conversion --pairs "$pairs" --train-data "$datadir/${d}_train" \
     --check-data "$datadir/${d}_eval" --stats "$dumpdir/${d}_train/stats.json" \
     --sample-rate "$sr" --hop-length "$hop" --f0-min "$f0min" --f0-max "$f0max" --nj "$nj" \
-    --json "$expdir/eval/conversion.json" \
+    --json "$expdir/eval/conversion.json" --save-classifier "$expdir/eval/classifier.json" \
     --update "$expdir/metrics.json" --set "${d}_eval" --system ddsp_vc
   grep -v '^#' "$expdir/log/evaluate_conversion.log" || true
+  # The floor of these measurements: WORLD analysis/synthesis of each source scored as a
+  # "conversion" into its own voice. Its f0 correlation with the source shows how far
+  # the f0 estimator itself agrees with itself after resynthesis on these voices.
+  ${decode_cmd} "$expdir/log/copy_synth.log" \
+    vocoder copy-synth "$datadir/${d}_eval" "$expdir/world/${d}_eval" \
+    --sample-rate "$sr" --hop-length "$hop" --f0-min "$f0min" --f0-max "$f0max" --nj "$nj"
+  awk -v w="$expdir/world/${d}_eval" 'NR == FNR { spk[$1] = $2; next }
+    { print $1, w "/" $1 ".wav", $2, spk[$1], spk[$1] }' \
+    "$datadir/${d}_eval/utt2spk" "$datadir/${d}_eval/wav.scp" > "$expdir/eval/pairs_world.txt"
+  ${decode_cmd} "$expdir/log/evaluate_world_copy.log" \
+    vocoder evaluate-conversion --pairs "$expdir/eval/pairs_world.txt" \
+    --classifier "$expdir/eval/classifier.json" --stats "$dumpdir/${d}_train/stats.json" \
+    --sample-rate "$sr" --hop-length "$hop" --f0-min "$f0min" --f0-max "$f0max" --nj "$nj" \
+    --json "$expdir/eval/world_copy.json" \
+    --update "$expdir/metrics.json" --set "${d}_eval" --system world_copy
+  python3 utils/compare_metrics.py --baseline world_copy "$expdir/metrics.json"
 fi
 log "done"
