@@ -97,7 +97,12 @@ def test_unvoiced_frames_are_all_noise():
                                np.sqrt(sp[10:20] * (1 - np.clip(ap[10:20], 1e-3, 1) ** 2)), rtol=1e-9)
 
 
-def test_gradients_in_all_three_inputs():
+@pytest.mark.parametrize("chunk_elements", [None, 2 * 9])
+def test_gradients_in_all_three_inputs(chunk_elements, monkeypatch):
+    from vocoder.source_filter import world_synth
+
+    if chunk_elements is not None:  # 2 frames per chunk: the overlap-add crosses chunk boundaries
+        monkeypatch.setattr(world_synth, "_CHUNK_ELEMENTS", chunk_elements)
     rng = np.random.default_rng(2)
     n_frames, n_bins, hop = 4, 9, 4
     # Away from k * f0 = Nyquist, where the number of harmonics (a step) changes.
@@ -161,3 +166,76 @@ def test_default_synthesis_fft():
     assert default_synthesis_fft(2049, sample_rate=48000, hop_length=240) == 2048
     assert default_synthesis_fft(257, sample_rate=16000, hop_length=400) == 1024  # two hops win
     assert WorldSynth(sample_rate=16000, hop_length=80, fft_size=1024).n_fft == 512
+
+
+def _reference_synthesis(f0, sp, ap, noise, *, n_fft, initial_phase=None):
+    """The filter method from public pieces, unchunked: pulse_train ("white") and noise,
+    each through minimum_phase_spectrum(log sqrt(sp)) times WORLD's gains, by
+    ltv_spectral_filter (which holds the last frame)."""
+    from vocoder.source_filter import (
+        fill_unvoiced_f0,
+        ltv_spectral_filter,
+        minimum_phase_spectrum,
+        pulse_train,
+    )
+
+    response = minimum_phase_spectrum(0.5 * torch.log(sp), n_fft=n_fft)
+    ap = _resample(ap.clamp(1e-3, 1.0 - 1e-12), n_fft // 2 + 1)
+    v = (f0 > 0).to(sp.dtype).unsqueeze(-1)
+    periodic = response * torch.sqrt(1.0 - ap * ap) * v
+    aperiodic = response * (ap * v + 1.0 - v)
+    pulses = pulse_train(fill_unvoiced_f0(f0), sample_rate=SR, hop_length=HOP, normalize="white",
+                         initial_phase=initial_phase)
+    return (ltv_spectral_filter(noise, aperiodic, hop_length=HOP)
+            + ltv_spectral_filter(pulses, periodic, hop_length=HOP))
+
+
+def _resample(x, n_bins):
+    step = (x.shape[-1] - 1) // (n_bins - 1)
+    return x[..., ::step]
+
+
+@pytest.mark.parametrize("chunk_elements", [None, 257 * 7])
+def test_filter_method_equals_reference_from_public_pieces(chunk_elements, monkeypatch):
+    # Float64; voiced and unvoiced stretches, f0 up to 3 kHz (few harmonics), a jump
+    # in K inside a segment, an initial phase, batch 2. Small chunks (7 frames) put
+    # chunk boundaries everywhere, including the held frame alone in the last chunk.
+    from vocoder.source_filter import world_synth
+
+    if chunk_elements is not None:
+        monkeypatch.setattr(world_synth, "_CHUNK_ELEMENTS", chunk_elements)
+    rng = np.random.default_rng(4)
+    n_frames = 43
+    f0 = np.r_[np.zeros(5), np.linspace(90, 400, 20), np.full(6, 3000.0), np.zeros(4), rng.uniform(100, 300, 8)]
+    f0 = np.stack([f0, f0[::-1]])
+    sp = np.exp(rng.normal(-8, 2, (2, n_frames, 513)))
+    ap = rng.uniform(0, 1, (2, n_frames, 513))
+    noise = rng.standard_normal((2, n_frames * HOP))
+    args = [torch.from_numpy(a) for a in (f0, sp, ap, noise)]
+    phase0 = torch.tensor([0.0, 2.5], dtype=torch.float64)
+    y = world_synthesis(*args[:3], sample_rate=SR, hop_length=HOP, noise=args[3], initial_phase=phase0)
+    ref = _reference_synthesis(*args, n_fft=512, initial_phase=phase0)
+    torch.testing.assert_close(y, ref, rtol=0, atol=1e-9 * ref.abs().max().item())
+
+
+def test_pulse_excitation_equals_pulse_train_and_has_exact_gradients():
+    from vocoder.source_filter import pulse_train
+    from vocoder.source_filter.world_synth import _pulse_excitation
+
+    # Voiced throughout (pulse_train's voicing gate is then 1); K changes between
+    # frames (f0 crossing sr / 2k), very low and very high f0.
+    f0 = torch.tensor([[60.0, 61.0, 250.0, 2600.0, 2700.0, 2680.0, 1333.0, 1334.0, 7000.0, 7000.0, 35.0, 40.0]],
+                      dtype=torch.float64)
+    for phase0 in (None, torch.tensor([1.0], dtype=torch.float64)):
+        y = _pulse_excitation(f0, sample_rate=SR, hop_length=HOP, initial_phase=phase0, dtype=torch.float64)
+        ref = pulse_train(f0, sample_rate=SR, hop_length=HOP, normalize="white", initial_phase=phase0)
+        torch.testing.assert_close(y, ref, rtol=0, atol=1e-10 * ref.abs().max().item())
+    # Float32 stays close to the float64 reference, near the pulses too.
+    y32 = _pulse_excitation(f0.float(), sample_rate=SR, hop_length=HOP, initial_phase=None, dtype=torch.float32)
+    ref = pulse_train(f0, sample_rate=SR, hop_length=HOP, normalize="white")
+    assert (y32.double() - ref).abs().max() < 2e-5 * ref.abs().max()
+    # Gradient in f0 (pulse centres at sample 0 and inside segments included).
+    f0 = torch.tensor([[1050.0, 1100.0, 1150.0, 1120.0]], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda f: _pulse_excitation(f, sample_rate=8000, hop_length=16, initial_phase=None, dtype=torch.float64),
+        (f0,))

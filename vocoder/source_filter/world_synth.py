@@ -33,21 +33,24 @@ import math
 import torch
 from torch import nn
 
-from ..dsp.oscillators import harmonic_phase, harmonic_synthesis
-from ..dsp.upsample import upsample_linear
-from .excitation import _default_harmonics, _dirichlet, fill_unvoiced_f0, harmonic_count, white_noise
+from ..dsp.oscillators import frame_phase, harmonic_synthesis
+from .excitation import _default_harmonics, fill_unvoiced_f0, harmonic_count, white_noise
 from .filters import (
+    DEFAULT_MAX_LOG_GAIN,
     _frame_spectra,
     _overlap_add,
     _resample_bins,
-    minimum_phase_spectrum,
 )
 
 __all__ = ["default_synthesis_fft", "world_filters", "world_synthesis", "WorldSynth"]
 
 # WORLD's guard: GetSafeAperiodicity clamps ap to [0.001, 1 - 1e-12].
 _AP_MIN, _AP_MAX = 1e-3, 1.0 - 1e-12
+# Largest power sp: the envelope filters' log magnitude is clamped at DEFAULT_MAX_LOG_GAIN.
+_MAX_POWER = math.exp(2.0 * DEFAULT_MAX_LOG_GAIN)
 _METHODS = ("filter", "harmonic")
+# Spectral values (frames x bins) per chunk and thread of the filter method on the CPU.
+_CHUNK_ELEMENTS = 1 << 17
 
 
 def default_synthesis_fft(n_bins: int, *, sample_rate: float, hop_length: int) -> int:
@@ -88,13 +91,14 @@ def world_filters(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Periodic and aperiodic responses of each frame, WORLD's model.
 
-    ``H`` is the minimum-phase response of ``sqrt(sp)`` (:func:`minimum_phase_spectrum`);
-    the periodic response is ``H sqrt(1 - ap^2)`` (zero in unvoiced frames) and the
-    aperiodic one ``H ap`` in voiced frames, ``H`` in unvoiced frames, with ``ap``
-    clamped to [0.001, 1) as WORLD does. The aperiodicity enters as a real (zero-phase)
-    gain on the envelope's minimum-phase response: one cepstral transform per frame
-    instead of two, with no systematic change in spectral distance or MCD on speech
-    (WORLD's ``ap`` is smooth across frequency; see ``docs/source_filter.md``).
+    ``H`` is the minimum-phase response of ``sqrt(sp)``
+    (:func:`~.filters.minimum_phase_spectrum`); the periodic response is
+    ``H sqrt(1 - ap^2)`` (zero in unvoiced frames) and the aperiodic one ``H ap`` in
+    voiced frames, ``H`` in unvoiced frames, with ``ap`` clamped to [0.001, 1) as WORLD
+    does. The aperiodicity enters as a real (zero-phase) gain on the envelope's
+    minimum-phase response: one cepstral transform per frame instead of two, with no
+    systematic change in spectral distance or MCD on speech (WORLD's ``ap`` is smooth
+    across frequency; see ``docs/source_filter.md``).
 
     Args:
         spectral_envelope: (B, F, E) power envelope ``sp``, bins linear 0 Hz..Nyquist.
@@ -105,22 +109,185 @@ def world_filters(
     Returns:
         periodic, aperiodic: (B, F, n_fft // 2 + 1) complex responses.
     """
-    response, periodic_gain, noise_gain = _world_gains(spectral_envelope, aperiodicity, voiced, n_fft=n_fft)
-    return response * periodic_gain, response * noise_gain
+    rotation, aperiodic, periodic = _world_responses(spectral_envelope, aperiodicity, voiced, n_fft=n_fft)
+    return rotation * periodic, rotation * aperiodic
 
 
-def _world_gains(sp, aperiodicity, voiced, *, n_fft):
-    """(minimum-phase response of sqrt(sp), periodic gain, aperiodic gain) per frame and bin."""
+def _minimum_phase_rotation(log_power: torch.Tensor, *, n_fft: int) -> torch.Tensor:
+    """``exp(i phase)`` of the minimum-phase response whose log power is given.
+
+    The phase part of :func:`~.filters.minimum_phase_spectrum` (``H = exp(rfft(fold *
+    irfft(log |H|)))``) with less work: the real part of ``rfft(fold * c)`` is ``log |H|``
+    itself, and its imaginary part only sees the cepstrum at quefrencies ``1 .. n_fft / 2
+    - 1`` (doubled by the fold; ``c[0]`` and ``c[n_fft / 2]`` carry no sine), so
+    ``phase = Im rfft(c2)`` with ``c2 = irfft(log |H|^2)`` set to zero from quefrency
+    ``n_fft / 2`` on: the fold's factor 2 is that of the power, and no fold, padded copy
+    or complex ``exp`` is needed.
+
+    Args:
+        log_power: (..., n_fft // 2 + 1) natural log of ``|H|^2``.
+    Returns:
+        (..., n_fft // 2 + 1) complex, modulus 1.
+    """
+    cepstrum = torch.fft.irfft(log_power, n=n_fft)
+    cepstrum[..., n_fft // 2:] = 0.0  # in place: no padded copy (irfft keeps nothing for backward)
+    phase = torch.fft.rfft(cepstrum).imag
+    return torch.complex(torch.cos(phase), torch.sin(phase))
+
+
+def _world_responses(sp, aperiodicity, voiced, *, n_fft):
+    """Per frame and bin: (``exp(i phase)`` of the minimum-phase response of ``sqrt(sp)``,
+    aperiodic magnitude ``sqrt(sp) ap`` or ``sqrt(sp)`` where unvoiced, periodic
+    magnitude ``sqrt(sp (1 - ap^2))`` or 0 where unvoiced).
+
+    The magnitudes are those of :func:`~.filters.minimum_phase_spectrum` (log magnitude
+    clamped at ``DEFAULT_MAX_LOG_GAIN`` nats), taken directly from ``sp`` instead of
+    through the cepstrum.
+    """
     n_bins = n_fft // 2 + 1
-    if (sp.shape[-1] - 1) % (n_bins - 1) == 0:
-        sp = _resample_bins(sp, n_bins)  # a plain subsampling: cheaper before the log
-    log_sp = 0.5 * torch.log(sp.clamp_min(torch.finfo(sp.dtype).tiny))
-    response = minimum_phase_spectrum(_resample_bins(log_sp, n_bins), n_fft=n_fft)
-    ap = _resample_bins(aperiodicity.clamp(_AP_MIN, _AP_MAX), n_bins)
+    tiny = torch.finfo(sp.dtype).tiny
+    if (sp.shape[-1] - 1) % (n_bins - 1) == 0:  # a plain subsampling: cheaper before the log
+        power = _resample_bins(sp, n_bins).clamp(tiny, _MAX_POWER)
+        log_power = torch.log(power)
+        magnitude = torch.sqrt(power)
+        ap = _resample_bins(aperiodicity, n_bins).clamp(_AP_MIN, _AP_MAX)
+    else:
+        log_power = _resample_bins(torch.log(sp.clamp_min(tiny)), n_bins).clamp(max=2.0 * DEFAULT_MAX_LOG_GAIN)
+        magnitude = torch.exp(0.5 * log_power)
+        ap = _resample_bins(aperiodicity.clamp(_AP_MIN, _AP_MAX), n_bins)
+    rotation = _minimum_phase_rotation(log_power, n_fft=n_fft)
     v = voiced.to(ap.dtype).unsqueeze(-1)
-    periodic_gain = torch.sqrt(1.0 - ap * ap) * v
-    noise_gain = ap * v + (1.0 - v)
-    return response, periodic_gain, noise_gain
+    periodic = (magnitude * v) * torch.sqrt(1.0 - ap * ap)
+    aperiodic = magnitude * (ap * v + (1.0 - v))  # ap where voiced, 1 where not
+    return rotation, aperiodic, periodic
+
+
+def _pulse_excitation(filled_f0, *, sample_rate, hop_length, initial_phase, dtype):
+    """WORLD's pulse excitation ``2 sqrt(f0 / sr) sum_{k=1}^{K} cos(k phi)``: the
+    ``pulse_train(..., normalize="white")`` of :mod:`.excitation` with fewer passes over
+    the samples.
+
+    Inside frame segment ``n`` the phase in cycles is a quadratic in the sample offset
+    ``j`` (the exact integral of the linear f0), so the phase of every sample, and the
+    squared level ``4 f0 / sr`` (linear in ``j``), is one small matrix product
+    ``(B, F, 5) @ (5, 2 hop)``. With ``v = psi / (2 pi)`` in [-1/2, 1/2), ``psi`` the
+    phase wrapped around the pulse
+    (``frac`` of the cycles), the sum is the Dirichlet kernel ``sin(2 pi (K + 1/2) v) /
+    (2 sin(pi v)) - 1/2`` (numerator and denominator both from ``v``, so they round
+    consistently near the pulse), and where ``|(K + 1/2) psi| < 0.1`` its Taylor series
+    in ``q = sin^2(pi v)``, ``K - 2 S2 q + (2/3)(S4 - S2) q^2`` (``S_m = sum_k k^m``;
+    truncation error below 1e-9 K there, as for :func:`~.excitation._dirichlet`), blended
+    in by ``lerp`` with a 0/1 weight (``torch.where`` is several times slower than a
+    product on the CPU).
+
+    Args:
+        filled_f0: (B, F) f0 with unvoiced frames filled (:func:`fill_unvoiced_f0`).
+    Returns:
+        (B, F * hop_length) excitation.
+    """
+    batch, n_frames = filled_f0.shape
+    start, _ = frame_phase(filled_f0, sample_rate=sample_rate, hop_length=hop_length, initial_phase=initial_phase)
+    f = filled_f0.to(dtype)
+    step = torch.cat([f[:, 1:], f[:, -1:]], dim=1) - f
+    # Cycles (plus one half, so that frac - 1/2 is the phase wrapped to [-1/2, 1/2)) and f0.
+    level2 = 4.0 / sample_rate  # the squared level 4 f0 / sr, linear in f0
+    coeffs = torch.stack([(start * (0.5 / math.pi) + 0.5).to(dtype), f / sample_rate,
+                          step / (2.0 * hop_length * sample_rate), level2 * f,
+                          (level2 / hop_length) * step], dim=-1)  # (B, F, 5)
+    phase_f0 = coeffs @ _pulse_basis(hop_length, dtype, filled_f0.device)  # (B, F, 2 hop)
+    v = torch.frac(phase_f0[..., :hop_length]) - 0.5
+
+    count = harmonic_count(filled_f0, sample_rate=sample_rate).to(dtype).unsqueeze(-1)  # (B, F, 1)
+    half = count + 0.5
+    num = torch.sin(v * (2.0 * math.pi * half))  # sin((K + 1/2) psi)
+    sin_half = torch.sin(v * math.pi)  # sin(psi / 2)
+    q = sin_half * sin_half
+    small = (q < torch.sin(0.05 / half) ** 2).to(dtype)  # |(K + 1/2) psi| < 0.1
+    closed = (num / (sin_half + small) - 1.0) * 0.5  # the shift keeps it finite where blended out
+    s2 = count * (count + 1.0) * (2.0 * count + 1.0) / 6.0
+    s4 = s2 * (3.0 * count * count + 3.0 * count - 1.0) / 5.0
+    taylor = (q * ((2.0 / 3.0) * (s4 - s2)) - 2.0 * s2) * q + count
+    kernel = torch.lerp(closed, taylor, small)
+    level = torch.sqrt(phase_f0[..., hop_length:].clamp_min(1e-12 * level2))
+    return (kernel * level).reshape(batch, n_frames * hop_length)
+
+
+def _pulse_basis(hop_length: int, dtype: torch.dtype, device) -> torch.Tensor:
+    """(5, 2 hop) rows ``[1, j, j^2 | 0]`` and ``[0 | 1, j]``, ``j = 0 .. hop - 1``."""
+    j = torch.arange(hop_length, dtype=dtype, device=device)
+    basis = torch.zeros(5, 2 * hop_length, dtype=dtype, device=device)
+    basis[0, :hop_length] = 1.0
+    basis[1, :hop_length] = j
+    basis[2, :hop_length] = j * j
+    basis[3, hop_length:] = 1.0
+    basis[4, hop_length:] = j
+    return basis
+
+
+def _held_rows(x: torch.Tensor, a: int, b: int) -> torch.Tensor:
+    """Frames ``a .. b - 1`` of ``x`` (B, F, ...), frame ``F`` and on holding frame ``F - 1``."""
+    n_frames = x.shape[1]
+    if b <= n_frames:
+        return x[:, a:b]
+    held = x[:, -1:].expand(x.shape[0], b - max(a, n_frames), *x.shape[2:])
+    return torch.cat([x[:, a:], held], dim=1) if a < n_frames else held
+
+
+def _filter_synthesis(noise, pulses, sp, ap, voiced, *, hop_length, n_fft):
+    """Noise and pulses through each frame's aperiodic and periodic filters, overlap-added.
+
+    Frame ``n`` (of ``F + 1``; the last frame's filters are held) takes the Hann-windowed
+    excitation on ``[(n - 1) hop, (n + 1) hop)`` (:func:`~.filters._frame_spectra`),
+    mixes the two spectra with the real magnitudes, applies the minimum phase, and its
+    ``irfft`` is added from sample ``(n - 1) hop`` on (:func:`~.filters._overlap_add`).
+    On the CPU the frames are processed in chunks of about ``_CHUNK_ELEMENTS`` spectral
+    values per thread, so that every intermediate stays small: reused by the allocator
+    instead of fresh pages (a page fault costs more than the arithmetic on its 4 KB) and
+    mostly in cache.
+
+    Args:
+        noise, pulses: (B, N) excitations, ``N = F hop``.
+        sp, ap, voiced: (B, F, E), (B, F, E), (B, F) WORLD features.
+    Returns:
+        (B, N) audio.
+    """
+    batch, n_frames, n_bins = sp.shape
+    n_out = n_fft // 2 + 1
+    if (n_bins - 1) % (n_out - 1) == 0:  # subsample the bins first (a view): chunks copy less
+        sp, ap = _resample_bins(sp, n_out), _resample_bins(ap, n_out)
+    voiced = voiced.to(sp.dtype)
+    n_used = n_frames + 1
+    n_samples = n_frames * hop_length
+    padded = noise.new_zeros(2 * batch, n_samples + 2 * hop_length)  # noise rows, then pulse rows
+    padded[:batch, hop_length:-hop_length] = noise
+    padded[batch:, hop_length:-hop_length] = pulses
+    k = torch.arange(2 * hop_length, dtype=sp.dtype, device=sp.device)
+    window = 0.5 - 0.5 * torch.cos(math.pi * k / hop_length)
+    n_blocks = -(-n_fft // hop_length)
+    out = sp.new_zeros(batch, n_used + n_blocks - 1, hop_length)
+    # On the CPU, chunks of frames keep each thread's share of the intermediates small (and
+    # fewer, larger chunks with more threads mean fewer parallel regions); a GPU wants few
+    # launches.
+    if sp.device.type == "cpu":
+        chunk = max(1, _CHUNK_ELEMENTS * torch.get_num_threads() // n_out)
+    else:
+        chunk = n_used
+    for a in range(0, n_used, chunk):
+        b = min(n_used, a + chunk)
+        rotation, aperiodic, periodic = _world_responses(
+            _held_rows(sp, a, b), _held_rows(ap, a, b), _held_rows(voiced, a, b), n_fft=n_fft)
+        # The windowed segments, zero-padded to n_fft, written in place (no padded copy).
+        frames = padded.new_zeros(padded.shape[0], b - a, n_fft)
+        head = frames[..., :2 * hop_length]
+        head.copy_(padded[:, a * hop_length:(b + 1) * hop_length].unfold(-1, 2 * hop_length, hop_length))
+        head.mul_(window)
+        spectra = torch.fft.rfft(frames)  # (2B, b - a, bins)
+        mixed = (spectra[:batch] * aperiodic + spectra[batch:] * periodic) * rotation
+        pieces = torch.fft.irfft(mixed, n=n_fft)  # piece n starts at sample (n - 1) hop
+        for j in range(n_blocks):
+            width = min(hop_length, n_fft - j * hop_length)
+            out[:, a + j:b + j, :width] += pieces[..., j * hop_length:j * hop_length + width]
+    return out.reshape(batch, -1)[:, hop_length:hop_length + n_samples]
 
 
 def _interp_bins(spectrum: torch.Tensor, freqs_hz: torch.Tensor, sample_rate: float) -> torch.Tensor:
@@ -193,31 +360,23 @@ def world_synthesis(
     elif noise.shape != (batch, n_samples):
         raise ValueError(f"world_synthesis: noise must be ({batch}, {n_samples}), got {tuple(noise.shape)}")
 
-    # Frame n filters the excitation under the Hann window centred on n * hop; the
-    # window of the held frame F also reaches back into the signal, so F + 1 frames.
-    def held(x):
-        return torch.cat([x, x[:, -1:]], dim=1)
-
     voiced = f0_hz > 0
-    response, periodic_gain, noise_gain = _world_gains(
-        held(spectral_envelope), held(aperiodicity), held(voiced), n_fft=n_fft)
-    n_used = n_frames + 1
     filled = fill_unvoiced_f0(f0_hz)
     if method == "filter":
-        phase = harmonic_phase(filled, sample_rate=sample_rate, hop_length=hop_length,
-                               initial_phase=initial_phase, dtype=dtype)
-        count = harmonic_count(filled, sample_rate=sample_rate).unsqueeze(-1)
-        pulses = _dirichlet(phase, count).reshape(batch, n_samples)
-        level = torch.sqrt(upsample_linear(filled, hop_length=hop_length).clamp_min(1e-12) * (4.0 / sample_rate))
-        excitation = torch.cat([noise.to(dtype), pulses * level], dim=0)  # (2B, N)
-        frames = _frame_spectra(excitation, hop_length=hop_length, n_fft=n_fft, n_used=n_used)
-        mixed = frames[:batch] * noise_gain + frames[batch:] * periodic_gain
-        return _overlap_add(mixed * response, hop_length=hop_length, n_fft=n_fft, n_samples=n_samples)
+        pulses = _pulse_excitation(filled, sample_rate=sample_rate, hop_length=hop_length,
+                                   initial_phase=initial_phase, dtype=dtype)
+        return _filter_synthesis(noise.to(dtype), pulses, spectral_envelope, aperiodicity, voiced,
+                                 hop_length=hop_length, n_fft=n_fft)
 
+    # Frame n filters the excitation under the Hann window centred on n * hop; the
+    # window of the held frame F also reaches back into the signal, so F + 1 frames.
+    n_used = n_frames + 1
+    rotation, aperiodic, periodic = _world_responses(
+        *(_held_rows(x, 0, n_used) for x in (spectral_envelope, aperiodicity, voiced)), n_fft=n_fft)
     frames = _frame_spectra(noise.to(dtype), hop_length=hop_length, n_fft=n_fft, n_used=n_used)
-    out = _overlap_add(frames * (noise_gain * response), hop_length=hop_length, n_fft=n_fft,
+    out = _overlap_add(frames * aperiodic * rotation, hop_length=hop_length, n_fft=n_fft,
                        n_samples=n_samples)
-    periodic = response[:, :n_frames] * periodic_gain[:, :n_frames]
+    periodic = rotation[:, :n_frames] * periodic[:, :n_frames]
     if n_harmonics is None:
         n_harmonics = _default_harmonics(filled, sample_rate)
     k = torch.arange(1, int(n_harmonics) + 1, dtype=dtype, device=f0_hz.device)
