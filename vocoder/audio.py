@@ -98,7 +98,9 @@ def load_audio(
     if not os.path.exists(path):
         raise AudioError(f"{path}: no such file")
     try:
-        data, sr = sf.read(path, dtype="float32", always_2d=True)
+        # A name that is not valid UTF-8 (undecodable bytes as surrogates) goes as bytes.
+        data, sr = sf.read(path if _utf8(path) else os.fsencode(path),
+                           dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises several types for bad files
         raise AudioError(f"{path}: cannot read audio ({_first_line(exc)})") from None
     data = data.T  # (channels, samples)
@@ -138,6 +140,14 @@ def save_audio(path, audio, sample_rate: int, *, subtype: str = "PCM_16") -> Non
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _first_line(exc: BaseException) -> str:

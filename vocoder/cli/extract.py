@@ -147,9 +147,11 @@ def _run_job(job: int, items: list, cfg_dict: dict, dump_dir: str, allow_pipes: 
             w.close()
     for s in streams:
         os.replace(arks / f"{s}.{job}.scp.tmp", arks / f"{s}.{job}.scp")
-    (arks / f"frames.{job}").write_text("".join(f"{u} {n}\n" for u, n in frames.items()))
-    (arks / f"samples.{job}").write_text("".join(f"{u} {n}\n" for u, n in samples.items()))
-    (arks / f"failed.{job}").write_text("".join(f"{u} {r}\n" for u, r in failed.items()))
+    # surrogateescape, like the Kaldi tables: a reason may quote a non-UTF-8 path.
+    text = {"frames": frames, "samples": samples, "failed": failed}
+    for kind, table in text.items():
+        (arks / f"{kind}.{job}").write_text("".join(f"{u} {v}\n" for u, v in table.items()),
+                                            encoding="utf-8", errors="surrogateescape")
     return {"ok": len(frames), "failed": failed}
 
 
@@ -166,6 +168,9 @@ def run(args) -> int:
         else:
             items.append((utt, data.wav_scp[utt], None))
     dump = Path(args.dump_dir).resolve()
+    if "," in str(dump):
+        raise ValueError(f"{dump}: the dump dir's path holds ',', which Kaldi 'ark,scp:' specifiers "
+                         "cannot carry; choose a path without commas")
     arks = dump / "arks"
     arks.mkdir(parents=True, exist_ok=True)
     nj = max(1, min(args.nj, len(items)))

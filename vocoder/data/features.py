@@ -22,6 +22,7 @@ frames, frame ``n`` centred on sample ``n * hop_length``.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -83,6 +84,49 @@ class FeatureConfig:
         return dataclasses.asdict(self)
 
 
+# Streams computed frame by frame (loudness, mel) are computed this many frames at a
+# time (60 s at a 5 ms hop), so that a long file does not hold a whole-file STFT and its
+# temporaries (about 80 bytes a sample for loudness).
+_CHUNK_FRAMES = 12000
+# The MFCC floor below the file's loudest mel bin (dsp.spectral.mfcc's top_db default).
+_MFCC_TOP_DB = 80.0
+
+
+def _framewise_in_chunks(fn, x: np.ndarray, *, hop_length: int, n_fft: int, frames: int) -> np.ndarray:
+    """``fn(x, frames)`` for a per-frame analysis (centred frames ``n * hop_length``,
+    window ``n_fft``), computed on overlapping pieces of ``x`` and joined.
+
+    Each piece carries ``ceil(n_fft / 2 / hop_length)`` frames of context on each side,
+    so every kept frame sees the same samples (and, at the two ends of ``x``, the same
+    padding) as in one call: the result equals ``fn(x, frames)``.
+    """
+    if frames <= _CHUNK_FRAMES:
+        return np.asarray(fn(x, frames), dtype=np.float32)
+    context = -(-(n_fft // 2) // hop_length)
+    parts = []
+    for a in range(0, frames, _CHUNK_FRAMES):
+        b = min(frames, a + _CHUNK_FRAMES)
+        start = max(0, a - context) * hop_length
+        stop = min(x.size, (b + context) * hop_length)
+        y = fn(np.ascontiguousarray(x[start:stop]), math.ceil((stop - start) / hop_length))
+        offset = a - start // hop_length
+        parts.append(np.asarray(y[offset:offset + (b - a)], dtype=np.float32))
+    return np.concatenate(parts)
+
+
+@contextlib.contextmanager
+def _named_errors(name: str):
+    """Prefix ``name`` to a ValueError that does not name the input (e.g. from the STFT)."""
+    try:
+        yield
+    except ValueError as exc:
+        if str(exc).startswith(name):
+            raise
+        cause = str(exc).strip().splitlines()
+        cause = cause[0] if cause else type(exc).__name__
+        raise AudioError(f"{name}: {cause.removeprefix('audio: ')}") from exc
+
+
 def compute_features(audio: np.ndarray, cfg: FeatureConfig, *, name: str = "audio") -> dict[str, np.ndarray]:
     """All frame streams of one mono signal at ``cfg.sample_rate``.
 
@@ -96,8 +140,8 @@ def compute_features(audio: np.ndarray, cfg: FeatureConfig, *, name: str = "audi
     import torch
 
     from ..analysis.f0 import estimate_f0
-    from ..analysis.loudness import a_weighted_loudness
-    from ..dsp.spectral import mel_spectrogram, mfcc
+    from ..analysis.loudness import a_weighted_loudness, default_loudness_n_fft
+    from ..dsp.spectral import mel_spectrogram, mfcc_from_log_mel
 
     x = check_audio(audio, name=name)
     n_frames = math.ceil(x.size / cfg.hop_length)
@@ -108,19 +152,31 @@ def compute_features(audio: np.ndarray, cfg: FeatureConfig, *, name: str = "audi
         out["f0"] = f0.astype(np.float32)
         out["vuv"] = vuv.astype(np.float32)
     if "loudness" in cfg.streams:
-        out["loudness"] = np.asarray(
-            a_weighted_loudness(x, sample_rate=cfg.sample_rate, hop_length=cfg.hop_length,
-                                n_fft=cfg.loudness_n_fft, name=name), dtype=np.float32)
+        loudness_n_fft = cfg.loudness_n_fft or default_loudness_n_fft(cfg.sample_rate)
+        out["loudness"] = _framewise_in_chunks(
+            lambda seg, frames: a_weighted_loudness(seg, sample_rate=cfg.sample_rate, hop_length=cfg.hop_length,
+                                                    n_fft=loudness_n_fft, name=name),
+            x, hop_length=cfg.hop_length, n_fft=loudness_n_fft, frames=n_frames)
     xt = torch.from_numpy(x.astype(np.float32))
-    with torch.no_grad():
+    with torch.no_grad(), _named_errors(name):
         if "mfcc" in cfg.streams:
-            out["mfcc"] = mfcc(xt, sample_rate=cfg.sample_rate, n_mfcc=cfg.n_mfcc, n_fft=cfg.mfcc_n_fft,
-                               hop_length=cfg.hop_length, n_mels=cfg.mfcc_n_mels, frames=n_frames).numpy()
+            # dsp.spectral.mfcc, with the power-dB mel computed in chunks: the floor
+            # (the file's maximum less 80 dB) and the DCT come after the joining.
+            log_mel = _framewise_in_chunks(
+                lambda seg, frames: mel_spectrogram(
+                    torch.from_numpy(seg), sample_rate=cfg.sample_rate, n_fft=cfg.mfcc_n_fft,
+                    hop_length=cfg.hop_length, n_mels=cfg.mfcc_n_mels, power=2.0, log="db", eps=1e-10,
+                    top_db=None, pad_mode="constant", frames=frames).numpy(),
+                xt.numpy(), hop_length=cfg.hop_length, n_fft=cfg.mfcc_n_fft, frames=n_frames)
+            log_mel = np.maximum(log_mel, log_mel.max() - _MFCC_TOP_DB)
+            out["mfcc"] = mfcc_from_log_mel(torch.from_numpy(log_mel), n_mfcc=cfg.n_mfcc).numpy()
         if "mel" in cfg.streams:
-            out["mel"] = mel_spectrogram(xt, sample_rate=cfg.sample_rate, n_fft=cfg.mel_n_fft,
-                                         hop_length=cfg.hop_length, n_mels=cfg.n_mels, f_min=cfg.mel_f_min,
-                                         f_max=cfg.mel_f_max, power=1.0, log=cfg.mel_log, eps=1e-10,
-                                         pad_mode="reflect", frames=n_frames).numpy()
+            out["mel"] = _framewise_in_chunks(
+                lambda seg, frames: mel_spectrogram(
+                    torch.from_numpy(seg), sample_rate=cfg.sample_rate, n_fft=cfg.mel_n_fft,
+                    hop_length=cfg.hop_length, n_mels=cfg.n_mels, f_min=cfg.mel_f_min, f_max=cfg.mel_f_max,
+                    power=1.0, log=cfg.mel_log, eps=1e-10, pad_mode="reflect", frames=frames).numpy(),
+                xt.numpy(), hop_length=cfg.hop_length, n_fft=cfg.mel_n_fft, frames=n_frames)
     for key, value in out.items():
         if value.shape[0] != n_frames:
             raise RuntimeError(f"{name}: stream {key} has {value.shape[0]} frames, expected {n_frames}")
@@ -242,7 +298,7 @@ def _read_kv(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8", errors="surrogateescape").splitlines():
         parts = line.split(maxsplit=1)
         if len(parts) == 2:
             out[parts[0]] = parts[1]
