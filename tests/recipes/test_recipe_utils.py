@@ -262,16 +262,16 @@ def test_run_local_single_job_and_shell_operators(tmp_path):
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_killing_run_local_kills_its_jobs(tmp_path, sig, code):
     p = subprocess.Popen([str(UTILS / "run_local.sh"), "JOB=1:2", "log/s.JOB.log",
-                          "bash", "-c", "echo $$ > pid.JOB; sleep 30"],
+                          "bash", "-c", "echo $$ > pid.JOB; sleep 120"],
                          cwd=tmp_path, env=ENV, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # generous: CI machines may be loaded
     while not all((tmp_path / f"pid.{j}").exists() and (tmp_path / f"pid.{j}").read_text()
                   for j in (1, 2)):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     pids = [int((tmp_path / f"pid.{j}").read_text()) for j in (1, 2)]
     p.send_signal(sig)
-    _, err = p.communicate(timeout=10)
+    _, err = p.communicate(timeout=60)  # well before the jobs' own end (120 s)
     assert p.returncode == code and "killing the running jobs" in err
     time.sleep(0.2)
     for pid in pids:
