@@ -111,6 +111,7 @@ def test_download_stage_takes_tarballs_put_there_by_hand(tmp_path):
     assert not (bindir / "calls").exists()
 
 
+@pytest.mark.slow  # the same stages as egs/mini/vc1, whose debug run is in the fast set
 def test_debug_recipe_converts_every_pair_and_scores_it(tmp_path):
     corpus = make_arctic(tmp_path / "corpus")
     work = make_scratch_recipe(tmp_path, "vc1", "cmu_arctic")

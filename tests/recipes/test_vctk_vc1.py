@@ -122,6 +122,7 @@ def test_download_stage_checks_and_unzips_an_archive_put_there_by_hand(tmp_path)
     assert len(read_table(work / "data" / "eval" / "wav.scp")) == 2
 
 
+@pytest.mark.slow  # the same stages as egs/mini/vc1, whose debug run is in the fast set
 def test_debug_recipe_converts_every_pair_and_scores_it(tmp_path):
     corpus = make_vctk(tmp_path / "VCTK-Corpus-0.92", mics=("mic1",))
     work = make_scratch_recipe(tmp_path, "vc1", "vctk")
