@@ -10,8 +10,8 @@ source_wav (frame n of one is frame n of the other); source_label / target_label
 speakers (or instruments) converted from and to, as named in utt2spk of --train-data;
 target_reference_wav (optional): the target speaking the same sentence (parallel
 data), for the MCD, or `-` for none; f0_shift (optional): the transposition this item
-should show, in semitones, overriding --f0-shift (e.g. the octaves that `vocoder convert
---f0-transform fold` applied, from its convert.json). Relative paths are looked up in the current directory, then in
+should show, in semitones, overriding --f0-shift (e.g. the octaves that `vocoder
+convert --f0-transform fold` applied, from its convert.json). Relative paths are looked up in the current directory, then in
 the directory of FILE.
 
 A classifier of speakers/instruments (Gaussian models of utterance-mean mel-cepstra)
