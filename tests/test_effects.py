@@ -232,12 +232,70 @@ def test_exp_decay_reverb_learns_decay_and_gain():
     assert model.gain.item() == pytest.approx(target.gain.item(), rel=0.05)
 
 
+
+def test_exp_decay_reverb_trainable_noise_and_lr_scale():
+    base = ExpDecayReverb(sample_rate=SR, duration_s=0.25, seed=4)
+    free = ExpDecayReverb(sample_rate=SR, duration_s=0.25, seed=4, trainable_noise=True, lr_scale=10.0)
+    # the same impulse response and the same state-dict keys, with or without the options
+    torch.testing.assert_close(free.wet_impulse_response(), base.wet_impulse_response())
+    assert free.rt60_s.item() == pytest.approx(0.5) and free.log_decay.item() == pytest.approx(base.log_decay.item() / 10)
+    assert set(free.state_dict()) == set(base.state_dict()) == {"noise", "log_gain", "log_decay"}
+    assert isinstance(free.noise, torch.nn.Parameter) and not isinstance(base.noise, torch.nn.Parameter)
+    fixed_noise = ExpDecayReverb(sample_rate=SR, duration_s=0.25, seed=9, trainable_noise=True)
+    fixed_noise.load_state_dict(base.state_dict())  # a buffer's checkpoint loads into the parameter
+    torch.testing.assert_close(fixed_noise.impulse_response(), base.impulse_response())
+    # sample 0 stays the direct path even when the noise there is changed
+    with torch.no_grad():
+        free.noise[0] = 5.0
+    assert free.wet_impulse_response()[0].item() == 0.0 and free.impulse_response()[0].item() == 1.0
+    audio = torch.randn(2, 1000, generator=torch.Generator().manual_seed(2))
+    free(audio).pow(2).sum().backward()
+    assert free.noise.grad[0] == 0 and free.noise.grad[1:].abs().max() > 0
+    # one Adam step moves the log-decay by about lr_scale * lr
+    before = math.log(free.decay.item())
+    torch.optim.Adam(free.parameters(), lr=1e-3).step()
+    assert abs(math.log(free.decay.item()) - before) == pytest.approx(1e-2, rel=1e-3)
+    with pytest.raises(ValueError, match="lr_scale"):
+        ExpDecayReverb(sample_rate=SR, lr_scale=0.0)
+
+
+def test_exp_decay_reverb_with_trainable_noise_learns_a_room_from_spectra():
+    # Another noise realisation than the room's: only a spectral loss can compare them.
+    from vocoder.dsp.filters import fft_convolve
+    from vocoder.losses import multiscale_spectral_loss
+
+    sample_rate = 4000
+    room = synthetic_rir(0.2, sample_rate, duration_s=0.5, drr_db=3.0, seed=5)
+    g = torch.Generator().manual_seed(8)
+    audio = torch.randn(4, 3000, generator=g) * (torch.rand(4, 12, generator=g) > 0.5).float().repeat_interleave(250, 1)
+    target = fft_convolve(audio, room, mode="causal")
+    model = ExpDecayReverb(sample_rate=sample_rate, duration_s=0.5, rt60_s=0.08, wet_db=-15.0, trainable_noise=True,
+                           lr_scale=10.0, seed=1)
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(120):
+        optimiser.zero_grad()
+        multiscale_spectral_loss(model(audio), target, fft_sizes=(512, 256, 128, 64)).backward()
+        optimiser.step()
+    true_rt60 = rt60_from_ir(room[1:], sample_rate=sample_rate).item()
+    assert rt60_from_ir(model.wet_impulse_response().detach(), sample_rate=sample_rate).item() == pytest.approx(
+        true_rt60, rel=0.15)
+
+
+def test_free_reverb_taps_fill_with_an_adam_floor():
+    # Reverb's documented limitation: one Adam step moves every tap by ~lr, a flat floor.
+    reverb = Reverb(sample_rate=SR, rt60_s=0.2)
+    assert rt60_from_ir(reverb.wet_impulse_response().detach(), sample_rate=SR).item() == pytest.approx(0.2, rel=0.05)
+    audio = torch.randn(2, 4000, generator=torch.Generator().manual_seed(3))
+    reverb(audio).pow(2).sum().backward()
+    torch.optim.Adam([reverb.ir], lr=2e-3).step()
+    assert rt60_from_ir(reverb.wet_impulse_response().detach(), sample_rate=SR).item() > 2.0
+
 # -------------------------------------------------------------------------- synthetic_rir
 @pytest.mark.parametrize("rt60", [0.2, 0.5, 0.8, 1.2])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_synthetic_rir_has_the_requested_rt60(rt60, seed):
     wet = synthetic_rir(rt60, SR, direct=False, seed=seed)
-    assert wet.dtype == torch.float32 and wet.shape == (int(round(rt60 * SR)),)
+    assert wet.dtype == torch.float32 and wet.shape == (round(rt60 * SR),)
     assert wet[0].item() == 0.0
     assert rt60_from_ir(wet, sample_rate=SR).item() == pytest.approx(rt60, rel=0.05)
     assert rt60_from_ir(wet, sample_rate=SR, fit_range_db=(-5.0, -35.0)).item() == pytest.approx(rt60, rel=0.05)

@@ -1,4 +1,4 @@
-"""Room effects: learned FIR reverb and a two-parameter exponential-decay reverb.
+"""Room effects: learned FIR reverb and an exponential-decay reverb (learned envelope).
 
 The modules are causal convolutions by ``vocoder.dsp.filters.fft_convolve``, keep
 the direct path (dry signal) separate from the wet impulse response (whose sample 0
@@ -16,7 +16,7 @@ dry data for the dereverberation benchmark, benchmarks/room_acoustics.py).
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -29,13 +29,13 @@ __all__ = ["ExpDecayReverb", "FixedReverb", "Reverb", "rt60_from_ir", "synthetic
 _LN_1E3 = 3.0 * math.log(10.0)
 
 
-def _resolve_ir_length(sample_rate: int, duration_s: Optional[float], ir_length: Optional[int]) -> int:
+def _resolve_ir_length(sample_rate: int, duration_s: float | None, ir_length: int | None) -> int:
     if sample_rate is None or sample_rate <= 0:
         raise ValueError(f"sample_rate must be a positive number, got {sample_rate}")
     if duration_s is not None and ir_length is not None:
         raise ValueError("give either duration_s or ir_length, not both")
     if ir_length is None:
-        ir_length = int(round((1.0 if duration_s is None else duration_s) * sample_rate))
+        ir_length = round((1.0 if duration_s is None else duration_s) * sample_rate)
     if ir_length < 2:
         raise ValueError(f"impulse response must have at least 2 samples, got {ir_length}")
     return int(ir_length)
@@ -71,6 +71,16 @@ class Reverb(nn.Module):
     wet-to-dry energy ratio is ``wet_db`` (about -20 dB by default). ``"zeros"``
     starts from a silent wet path (gradients still reach ``ir``).
 
+    The taps are free, so this module does not learn a room's decay: trained with
+    Adam, every tap moves by about the learning rate per step whatever its gradient,
+    and the late taps (true values far below the learning rate) fill up with a flat
+    floor of that size. One Adam step at lr 2e-3 turns the default 1 s IR of RT60
+    0.2 s into one whose Schroeder RT60 reads 5 s; trained on speech in a 0.5 s room it
+    reads 2.9 s (benchmarks/room_acoustics.py, docs/benchmarks.md). To
+    learn the room (its RT60, dereverberation with ``dry=True``), use
+    :class:`ExpDecayReverb` with ``trainable_noise=True``: free taps under a learned
+    exponential envelope.
+
     Args:
         sample_rate: samples per second.
         duration_s: IR length in seconds (default 1.0 when ``ir_length`` is not given).
@@ -87,8 +97,8 @@ class Reverb(nn.Module):
         self,
         *,
         sample_rate: int,
-        duration_s: Optional[float] = None,
-        ir_length: Optional[int] = None,
+        duration_s: float | None = None,
+        ir_length: int | None = None,
         init: str = "exp_decay",
         rt60_s: float = 0.5,
         wet_db: float = -20.0,
@@ -149,13 +159,24 @@ class Reverb(nn.Module):
 
 
 class ExpDecayReverb(nn.Module):
-    """Reverb with two trainable scalars: wet gain and decay rate.
+    """Reverb under a learned exponential envelope: wet gain, decay rate (and the taps).
 
-    ``y = x + ir_wet * x`` with ``ir_wet[t] = gain * noise[t] * exp(-decay * t / sample_rate)``,
-    a fixed seeded Gaussian ``noise`` buffer whose sample 0 is zero (the direct path
-    is ``x`` itself, at unit gain). ``gain = exp(log_gain)`` and
-    ``decay = exp(log_decay)`` (per second) stay positive; ``rt60_s = 3 ln10 / decay``.
-    The initial gain gives a wet-to-dry energy ratio of ``wet_db``.
+    ``y = x + ir_wet * x`` with ``ir_wet[t] = gain * noise[t] * exp(-decay * t / sample_rate)``
+    for ``t >= 1`` and ``ir_wet[0] = 0`` (the direct path is ``x`` itself, at unit gain).
+    ``noise`` starts as seeded Gaussian noise; it is a fixed buffer (two trainable
+    scalars: magenta/ddsp's ``ExpDecayReverb``) or, with ``trainable_noise``, a
+    parameter: a free FIR whose overall decay is held by the learned envelope, the way
+    to learn a room (see :class:`Reverb` for why a free FIR alone does not). ``gain =
+    exp(lr_scale * log_gain)`` and ``decay = exp(lr_scale * log_decay)`` (per second)
+    stay positive; ``rt60_s = 3 ln10 / decay``. The initial gain gives a wet-to-dry
+    energy ratio of ``wet_db``.
+
+    ``lr_scale`` speeds up the two scalars under an optimiser whose learning rate suits
+    a network (Adam moves a parameter by about its learning rate per step, whatever
+    the gradient's size): the parameters hold the log-gain and log-decay divided by
+    ``lr_scale``, so one Adam step changes them by about ``lr_scale * lr`` (with
+    ``lr_scale=10`` and lr 2e-3, a decay rate changes by up to 2 % per step). With the
+    default 1 the parameters are the logs themselves.
 
     Args:
         sample_rate: samples per second.
@@ -164,18 +185,22 @@ class ExpDecayReverb(nn.Module):
         rt60_s: initial reverberation time, seconds.
         wet_db: initial wet-to-dry energy ratio in dB.
         trainable: whether gain and decay are trainable.
-        seed: seed of the noise buffer.
+        trainable_noise: whether the noise taps are trainable too.
+        lr_scale: the scale of the gain and decay parameters (see above), > 0.
+        seed: seed of the noise.
     """
 
     def __init__(
         self,
         *,
         sample_rate: int,
-        duration_s: Optional[float] = None,
-        ir_length: Optional[int] = None,
+        duration_s: float | None = None,
+        ir_length: int | None = None,
         rt60_s: float = 0.5,
         wet_db: float = -20.0,
         trainable: bool = True,
+        trainable_noise: bool = False,
+        lr_scale: float = 1.0,
         seed: int = 0,
     ):
         super().__init__()
@@ -183,25 +208,35 @@ class ExpDecayReverb(nn.Module):
         self.ir_length = _resolve_ir_length(sample_rate, duration_s, ir_length)
         if rt60_s <= 0:
             raise ValueError(f"ExpDecayReverb: rt60_s must be positive, got {rt60_s}")
+        if not (math.isfinite(lr_scale) and lr_scale > 0):
+            raise ValueError(f"ExpDecayReverb: lr_scale must be a positive number, got {lr_scale}")
+        self.lr_scale = float(lr_scale)
+        self.trainable_noise = bool(trainable_noise)
         noise = _seeded_normal(self.ir_length, seed)
         noise[0] = 0.0
-        self.register_buffer("noise", noise)
+        if self.trainable_noise:
+            self.noise = nn.Parameter(noise, requires_grad=trainable)
+        else:
+            self.register_buffer("noise", noise)
         self.register_buffer("time_s", torch.arange(self.ir_length) / float(sample_rate), persistent=False)
+        mask = torch.ones(self.ir_length)
+        mask[0] = 0.0
+        self.register_buffer("_direct_mask", mask, persistent=False)
         decay = _LN_1E3 / rt60_s
         envelope = noise.double() * torch.exp(-decay * self.time_s.double())
         gain = 10.0 ** (wet_db / 20.0) / envelope.norm().item()
-        self.log_gain = nn.Parameter(torch.tensor(math.log(gain)), requires_grad=trainable)
-        self.log_decay = nn.Parameter(torch.tensor(math.log(decay)), requires_grad=trainable)
+        self.log_gain = nn.Parameter(torch.tensor(math.log(gain) / self.lr_scale), requires_grad=trainable)
+        self.log_decay = nn.Parameter(torch.tensor(math.log(decay) / self.lr_scale), requires_grad=trainable)
 
     @property
     def gain(self) -> torch.Tensor:
         """() linear gain of the wet noise."""
-        return torch.exp(self.log_gain)
+        return torch.exp(self.lr_scale * self.log_gain)
 
     @property
     def decay(self) -> torch.Tensor:
         """() amplitude decay rate in 1/s."""
-        return torch.exp(self.log_decay)
+        return torch.exp(self.lr_scale * self.log_decay)
 
     @property
     def rt60_s(self) -> torch.Tensor:
@@ -210,7 +245,7 @@ class ExpDecayReverb(nn.Module):
 
     def wet_impulse_response(self) -> torch.Tensor:
         """(L,) ``gain * noise * exp(-decay * t)``; sample 0 is zero."""
-        return self.gain * self.noise * torch.exp(-self.decay * self.time_s)
+        return self.gain * self.noise * torch.exp(-self.decay * self.time_s) * self._direct_mask
 
     def impulse_response(self) -> torch.Tensor:
         """(L,) effective impulse response: 1 at sample 0 plus the wet part."""
@@ -229,7 +264,9 @@ class ExpDecayReverb(nn.Module):
         return _apply_ir(audio, 1.0, self.wet_impulse_response(), tail)
 
     def extra_repr(self) -> str:
-        return f"sample_rate={self.sample_rate}, ir_length={self.ir_length}"
+        extra = ", trainable_noise=True" if self.trainable_noise else ""
+        scale = f", lr_scale={self.lr_scale:g}" if self.lr_scale != 1.0 else ""
+        return f"sample_rate={self.sample_rate}, ir_length={self.ir_length}{extra}{scale}"
 
 
 class FixedReverb(nn.Module):
@@ -326,7 +363,7 @@ def synthetic_rir(
     rt60_s: float,
     sample_rate: int,
     *,
-    duration_s: Optional[float] = None,
+    duration_s: float | None = None,
     direct: bool = True,
     drr_db: float = 0.0,
     seed: int = 0,
@@ -363,8 +400,8 @@ def synthetic_rir(
         raise ValueError(f"synthetic_rir: predelay_s must be >= 0, got {predelay_s}")
     if duration_s is None:
         duration_s = predelay_s + rt60_s
-    length = int(round(duration_s * sample_rate))
-    start = max(1, int(round(predelay_s * sample_rate)))
+    length = round(duration_s * sample_rate)
+    start = max(1, round(predelay_s * sample_rate))
     if length <= start:
         raise ValueError(f"synthetic_rir: duration_s={duration_s} leaves no room for a tail after the "
                          f"predelay ({start} samples at {sample_rate} Hz)")

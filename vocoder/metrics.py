@@ -1412,9 +1412,9 @@ def late_reverb_energy_db(
         if not (math.isfinite(float(value)) and float(value) >= 0):
             raise ValueError(f"{label} must be a non-negative number of seconds, got {value}")
     threshold = _check_threshold(silence_threshold_db)
-    hop = max(1, int(round(hop_s * sample_rate)))
-    delay = int(round(delay_s * sample_rate))
-    width = int(round(window_s * sample_rate))
+    hop = max(1, round(hop_s * sample_rate))
+    delay = round(delay_s * sample_rate)
+    width = round(window_s * sample_rate)
     if width < 1:
         raise ValueError(f"window_s={window_s} is shorter than one sample")
     # Reference blocks over the signal's length (silent past the reference's end).

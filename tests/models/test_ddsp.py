@@ -274,3 +274,25 @@ def test_forward_interpolates_f0_when_not_given():
                   generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(a["audio"], b["audio"], rtol=0, atol=0)
     torch.testing.assert_close(a["f0_hz"], continuous_f0(x["f0"], x["vuv"]))
+
+
+def test_room_reverb_option():
+    """reverb_type 'room': an exponential-envelope reverb the model trains; --dry skips it."""
+    from vocoder.effects import ExpDecayReverb, rt60_from_ir
+    from vocoder.models import build_model
+
+    kw = dict(sample_rate=16000, hop_length=80, n_harmonics=8, n_noise_bands=9, hidden_size=16, gru_size=16,
+              mlp_layers=1, z_dim=0, reverb_duration_s=0.5)
+    model = build_model("ddsp", reverb_type="room", **kw)
+    assert isinstance(model.reverb, ExpDecayReverb)
+    ir = model.reverb.impulse_response().detach()
+    assert ir.shape == (8000,) and 0.3 < float(rt60_from_ir(ir, sample_rate=16000)) < 0.7  # 0.5 s initial room
+    inputs = {"f0": torch.full((1, 20), 150.0), "vuv": torch.ones(1, 20), "loudness": torch.full((1, 20), -30.0)}
+    out = model(inputs, generator=torch.Generator().manual_seed(0))
+    dry = model(inputs, generator=torch.Generator().manual_seed(0), dry=True)
+    torch.testing.assert_close(out["dry_audio"], dry["audio"])
+    assert not torch.allclose(out["audio"], dry["audio"])
+    out["audio"].pow(2).sum().backward()
+    assert all(p.grad is not None for p in model.reverb.parameters() if p.requires_grad)
+    with pytest.raises(ValueError, match="reverb_type must be 'fir' or 'room'"):
+        build_model("ddsp", reverb_type="hall", **kw)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..dsp.filters import frequency_sampling_fir, ltv_fir
-from ..effects import Reverb
+from ..effects import ExpDecayReverb, Reverb
 from ..synths import FilteredNoise, Harmonic
 from . import register
 
@@ -87,6 +87,10 @@ class DDSP(nn.Module):
         use_vuv: feed the voicing flag to the decoder.
         gate_unvoiced: multiply the harmonic amplitude by the voicing flag.
         reverb: add the learned reverb; ``reverb_duration_s`` its impulse length.
+        reverb_type: ``"fir"`` (a free impulse response, effects.Reverb) or ``"room"``
+            (effects.ExpDecayReverb with trainable noise taps under a learned
+            exponential envelope, whose gain and decay move ``reverb_lr_scale`` times
+            faster): the one that learns a real room's RT60 (benchmarks/room_acoustics.py).
         harmonic_head: ``"distribution"`` (DDSP's free per-harmonic distribution) or
             ``"envelope"``: the decoder predicts a log spectral envelope at
             ``n_envelope`` knots evenly spaced in (HTK) mels from 0 Hz to Nyquist, and
@@ -106,6 +110,7 @@ class DDSP(nn.Module):
                  n_mfcc: int = 30, encoder_gru_size: int = 256, n_speakers: int = 0, speaker_dim: int = 32,
                  use_vuv: bool = True, gate_unvoiced: bool = True, reverb: bool = True,
                  reverb_duration_s: float = 1.0, speakers: list[str] | None = None,
+                 reverb_type: str = "fir", reverb_lr_scale: float = 10.0,
                  harmonic_head: str = "distribution", n_envelope: int = 40, encoder_norm: str = "layer"):
         super().__init__()
         self.sample_rate = int(sample_rate)
@@ -147,7 +152,15 @@ class DDSP(nn.Module):
         self.out = nn.Linear(hidden_size, 1 + n_shape + n_noise_bands)
         self.harmonic = Harmonic(sample_rate=sample_rate, hop_length=hop_length, n_harmonics=n_harmonics)
         self.noise = FilteredNoise(hop_length=hop_length, n_bands=n_noise_bands)
-        self.reverb = Reverb(sample_rate=sample_rate, duration_s=reverb_duration_s) if reverb else None
+        if reverb_type not in ("fir", "room"):
+            raise ValueError(f"reverb_type must be 'fir' or 'room', got {reverb_type!r}")
+        if not reverb:
+            self.reverb = None
+        elif reverb_type == "room":
+            self.reverb = ExpDecayReverb(sample_rate=sample_rate, duration_s=reverb_duration_s,
+                                         trainable_noise=True, lr_scale=reverb_lr_scale)
+        else:
+            self.reverb = Reverb(sample_rate=sample_rate, duration_s=reverb_duration_s)
         # Normalisation statistics (set from the training set, saved in checkpoints).
         self.register_buffer("logf0_mean", torch.tensor(math.log(150.0)))
         self.register_buffer("logf0_std", torch.tensor(0.5))
