@@ -263,7 +263,10 @@ def test_run_local_single_job_and_shell_operators(tmp_path):
 def test_killing_run_local_kills_its_jobs(tmp_path, sig, code):
     p = subprocess.Popen([str(UTILS / "run_local.sh"), "JOB=1:2", "log/s.JOB.log",
                           "bash", "-c", "echo $$ > pid.JOB; sleep 120"],
-                         cwd=tmp_path, env=ENV, stderr=subprocess.PIPE, text=True)
+                         cwd=tmp_path, env=ENV, stderr=subprocess.PIPE, text=True,
+                         # a shell cannot trap a signal ignored on entry (SIGINT is ignored
+                         # in background jobs, e.g. `make test &`): start from the default
+                         preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL))
     deadline = time.monotonic() + 30  # generous: CI machines may be loaded
     while not all((tmp_path / f"pid.{j}").exists() and (tmp_path / f"pid.{j}").read_text()
                   for j in (1, 2)):
