@@ -182,11 +182,20 @@ class DDSP(nn.Module):
         return self.speakers.index(name)
 
     # -- network -------------------------------------------------------------------
-    def encode(self, mfcc: torch.Tensor) -> torch.Tensor:
-        """(batch, frames, n_mfcc) MFCC to (batch, frames, z_dim) z."""
+    def encode(self, mfcc: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """(batch, frames, n_mfcc) MFCC to (batch, frames, z_dim) z.
+
+        ``stats``: (mean, std), each (batch, n_mfcc), for the instance normalisation
+        instead of the utterance's own (a stream cannot see the whole utterance).
+        """
         x = mfcc[..., : self.n_mfcc]
         if self.encoder_norm == "instance":
-            x = (x - x.mean(dim=1, keepdim=True)) / x.std(dim=1, keepdim=True).clamp_min(1e-3)
+            if stats is None:
+                mean, std = x.mean(dim=1, keepdim=True), x.std(dim=1, keepdim=True)
+            else:
+                mean = stats[0].to(x).reshape(x.shape[0], 1, -1)[..., : self.n_mfcc]
+                std = stats[1].to(x).reshape(x.shape[0], 1, -1)[..., : self.n_mfcc]
+            x = (x - mean) / std.clamp_min(1e-3)
         h, _ = self.encoder_gru(self.mfcc_norm(x))
         return self.encoder_out(h)
 
@@ -245,15 +254,20 @@ class DDSP(nn.Module):
         return lo + (hi - lo) * w
 
     def render_noise(self, magnitudes: torch.Tensor,
-                     generator: torch.Generator | Sequence[torch.Generator] | None = None) -> torch.Tensor:
+                     generator: torch.Generator | Sequence[torch.Generator] | None = None,
+                     noise: torch.Tensor | None = None) -> torch.Tensor:
         """Filtered noise from valid (batch, frames, n_noise_bands) magnitudes.
 
         ``generator`` is one generator for the whole batch (``FilteredNoise.get_signal``)
         or a sequence of them, one per batch row: row ``i`` then gets exactly the noise
         that ``FilteredNoise.get_signal(magnitudes[i:i+1], generator[i])`` would, so an
         example's noise does not depend on which batch (or process) it is in. The rows
-        are filtered together, as fast as the single-generator case.
+        are filtered together, as fast as the single-generator case. ``noise``
+        ((batch, frames * hop) uniform in [-1, 1)) is filtered instead of drawing any.
         """
+        if noise is not None:
+            irs = frequency_sampling_fir(magnitudes, ir_length=self.noise.ir_length)
+            return ltv_fir(noise.to(magnitudes), irs, hop_length=self.hop_length, centred=True)
         if generator is None or isinstance(generator, (torch.Generator, int)):
             return self.noise.get_signal(magnitudes, generator)
         gens = list(generator)
@@ -268,7 +282,7 @@ class DDSP(nn.Module):
 
     def forward(self, inputs: dict[str, torch.Tensor], *,
                 generator: torch.Generator | Sequence[torch.Generator] | None = None,
-                dry: bool = False) -> dict[str, torch.Tensor]:
+                dry: bool = False, noise: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Synthesize audio from frame features.
 
         Args:
@@ -280,6 +294,9 @@ class DDSP(nn.Module):
             generator: noise generator, for repeatable output; or one generator per
                 batch row (see :meth:`render_noise`), as the trainer passes them.
             dry: skip the reverb (blind dereverberation).
+            noise: (batch, frames * hop_length) excitation of the filtered noise
+                (uniform in [-1, 1)) instead of drawing it (vocoder.streaming compares
+                against it).
         Returns:
             dict with ``audio`` (batch, frames * hop_length), ``dry_audio``, the
             ``harmonic`` and ``noise`` signals and their controls.
@@ -296,7 +313,7 @@ class DDSP(nn.Module):
             amps = amps * inputs["vuv"].unsqueeze(-1)
         harmonic = self.harmonic.get_signal(amps, f0)
         nc = self.noise.get_controls(raw["noise_magnitudes"])
-        noise = self.render_noise(nc["magnitudes"], generator)
+        noise = self.render_noise(nc["magnitudes"], generator, noise)
         dry_audio = harmonic + noise
         audio = dry_audio if (dry or self.reverb is None) else self.reverb(dry_audio)
         return {"audio": audio, "dry_audio": dry_audio, "harmonic": harmonic, "noise": noise,

@@ -324,7 +324,8 @@ class MelDDSP(nn.Module):
 
     def forward(self, inputs: dict[str, torch.Tensor], *,
                 generator: torch.Generator | Sequence[torch.Generator] | int | None = None,
-                dry: bool = False, f0_source: str | None = None) -> dict[str, torch.Tensor]:
+                dry: bool = False, f0_source: str | None = None, noise: torch.Tensor | None = None,
+                leading_f0: float | None = None) -> dict[str, torch.Tensor]:
         """Synthesize audio from a log mel spectrogram.
 
         Args:
@@ -335,6 +336,9 @@ class MelDDSP(nn.Module):
             dry: skip the reverb.
             f0_source: "predicted" or "dump"; default: the dump's f0 in training mode
                 with ``teacher_forcing``, else ``inference_f0``.
+            noise: (batch, frames * hop_length) Gaussian excitation instead of drawing it.
+            leading_f0: pulse-train f0 before the first voiced frame (default: that
+                frame's f0; a stream, which cannot look ahead, uses a constant).
         Returns:
             dict with ``audio`` (batch, frames * hop_length), ``dry_audio``, ``f0_hz``
             (batch, frames) the f0 that played (0 unvoiced), ``f0_hz_predicted`` and
@@ -361,12 +365,14 @@ class MelDDSP(nn.Module):
         else:
             f0 = f0_pred * (vuv_prob > 0.5).to(f0_pred.dtype)
         batch, n_frames = f0.shape
-        noise = self._noise(batch, n_frames * self.hop_length, generator, mel.device)
+        if noise is None:
+            noise = self._noise(batch, n_frames * self.hop_length, generator, mel.device)
         with torch.autocast(device_type=mel.device.type, enabled=False):  # the synthesizer stays float32
             log_amp = raw["log_amplitude_knots"].clamp(-40.0, 10.0) @ self.envelope_interp  # exp stays finite
             ap = torch.sigmoid(raw["aperiodicity_logits"] @ self.aperiodicity_interp)
             dry_audio = world_synthesis(f0, torch.exp(2.0 * log_amp), ap, sample_rate=self.sample_rate,
-                                        hop_length=self.hop_length, n_fft=self.synthesis_n_fft, noise=noise)
+                                        hop_length=self.hop_length, n_fft=self.synthesis_n_fft, noise=noise,
+                                        leading_f0=leading_f0)
             audio = dry_audio if (dry or self.reverb is None) else self.reverb(dry_audio)
         out = {"audio": audio, "dry_audio": dry_audio, "f0_hz": f0, "f0_hz_predicted": f0_pred,
                "vuv_predicted": vuv_prob, "log_amplitude": log_amp, "aperiodicity": ap}

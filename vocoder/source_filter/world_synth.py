@@ -314,6 +314,7 @@ def world_synthesis(
     noise: torch.Tensor | None = None,
     n_harmonics: int | None = None,
     initial_phase: torch.Tensor | None = None,
+    leading_f0: float | None = None,
 ) -> torch.Tensor:
     """Synthesize speech from WORLD features, differentiably in f0, ``sp`` and ``ap``.
 
@@ -341,6 +342,9 @@ def world_synthesis(
         n_harmonics: harmonics of the bank for ``method="harmonic"`` (default: all below
             Nyquist at the lowest f0, down to 20 Hz).
         initial_phase: (B,) phase of the pulse train at sample 0 (default 0).
+        leading_f0: the pulse train's f0 before the first voiced frame (default: the
+            first voiced frame's f0; a constant is what a stream can do, see
+            :mod:`vocoder.streaming`).
     Returns:
         (B, F * hop_length) audio.
     """
@@ -361,7 +365,11 @@ def world_synthesis(
         raise ValueError(f"world_synthesis: noise must be ({batch}, {n_samples}), got {tuple(noise.shape)}")
 
     voiced = f0_hz > 0
-    filled = fill_unvoiced_f0(f0_hz)
+    if leading_f0 is None:
+        filled = fill_unvoiced_f0(f0_hz)
+    else:
+        from ..streaming import causal_continuous_f0
+        filled = causal_continuous_f0(f0_hz, voiced.to(dtype), initial_f0=leading_f0)
     if method == "filter":
         pulses = _pulse_excitation(filled, sample_rate=sample_rate, hop_length=hop_length,
                                    initial_phase=initial_phase, dtype=dtype)
