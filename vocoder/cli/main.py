@@ -2,7 +2,8 @@
 
 Each subcommand lives in ``vocoder/cli/<name>.py`` and defines ``add_arguments(parser)``
 and ``run(args) -> int``. Failures exit non-zero with a one-line cause on stderr
-(``vocoder <cmd>: error: ...``); ``--debug`` (or ``VOCODER_DEBUG=1``) shows the traceback.
+(``vocoder <cmd>: error: ...``; a file that cannot be written or read as
+``PATH: reason``); ``--debug`` (or ``VOCODER_DEBUG=1``) shows the traceback.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("vocoder.cli.train", "feature dump + config -> experiment dir with checkpoints"),
     "synth": ("vocoder.cli.synth", "checkpoint + feature dump or mel feats.scp -> wavs"),
     "convert": ("vocoder.cli.convert", "checkpoint + audio + target speaker/instrument -> converted wavs"),
+    "stream": ("vocoder.cli.stream", "checkpoint + one utterance -> audio, block by block as a real-time host"),
     "export-ir": ("vocoder.cli.export_ir", "checkpoint -> impulse response wav of its learned reverb"),
     "evaluate": ("vocoder.cli.evaluate", "metrics of HYP wavs against REF wavs"),
     "evaluate-conversion": ("vocoder.cli.evaluate_conversion",
@@ -77,11 +79,23 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # one-line cause; traceback with --debug
         if debug:
             raise
-        text = str(exc).strip().splitlines()
-        cause = text[0] if text else type(exc).__name__
-        print(f"vocoder {args.command}: error: {cause}", file=sys.stderr)
+        print(f"vocoder {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     return int(rc or 0)
+
+
+def _one_line(exc: Exception) -> str:
+    """The cause of a failure in one line; an ``OSError`` from the system (unwritable or
+    missing path, disk full) as ``PATH: reason`` rather than ``[Errno N] reason: 'PATH'``."""
+    from ..outputs import OutputError
+
+    if isinstance(exc, OSError) and not isinstance(exc, OutputError) and exc.filename and exc.strerror:
+        where = os.fsdecode(exc.filename)
+        if exc.filename2:
+            where += f" -> {os.fsdecode(exc.filename2)}"
+        return f"{where}: {exc.strerror}"
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 if __name__ == "__main__":
