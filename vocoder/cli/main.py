@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("vocoder.cli.synth", "checkpoint + feature dump or mel feats.scp -> wavs"),
     "convert": ("vocoder.cli.convert", "checkpoint + audio + target speaker/instrument -> converted wavs"),
     "stream": ("vocoder.cli.stream", "checkpoint + one utterance -> audio, block by block as a real-time host"),
+    "export": ("vocoder.cli.export", "checkpoint -> TorchScript streaming model (runs without this package)"),
     "export-ir": ("vocoder.cli.export_ir", "checkpoint -> impulse response wav of its learned reverb"),
     "evaluate": ("vocoder.cli.evaluate", "metrics of HYP wavs against REF wavs"),
     "evaluate-conversion": ("vocoder.cli.evaluate_conversion",

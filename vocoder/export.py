@@ -1,0 +1,327 @@
+"""Export a DDSP model as a self-contained streaming TorchScript module.
+
+:class:`DDSPStreamStep` is the streaming DDSP synthesizer of :mod:`vocoder.streaming`
+rewritten frame-synchronously with all state in buffers, so that ``torch.jit.script``
+compiles it and a program can run it without this package (C++ through libtorch, or
+Python with only ``torch``; see ``examples/run_exported.py``)::
+
+    m = torch.jit.load("model.ts")
+    m.reset()
+    for each block of k frames:                  # raw features: Hz, 0/1, dB, MFCC
+        audio = m(f0, vuv, loudness, mfcc)       # (batch, k * hop) samples
+    tail = m.flush()                             # (batch, delay_samples) at the end
+
+Feature scaling (log-f0 and loudness standardisation, the encoder's MFCC normalisation)
+is inside. Each call returns ``hop`` samples per frame, delayed by ``delay_samples =
+3 * hop``: the audio of frame segment ``n`` comes out with frame ``n + 3`` (one frame to
+interpolate towards, one for the noise filters' look-ahead of half their length, one of
+emission granularity); the first ``delay_samples`` are silence. After dropping them the
+output equals the eager stream, which equals offline synthesis (tests: below -60 dB,
+in practice about -120 dB with the same noise).
+
+Speaker: the embedding of one speaker (or a blend) is frozen into the module at export.
+An instance-normalised encoder gets fixed MFCC statistics at export (``mfcc_stats``; by
+default the per-coefficient mean and standard deviation the model saw in training are
+not stored, so pass them, e.g. from the target speaker's enrollment audio).
+
+ONNX: not offered. The synthesizer's FFTs (``rfft``/``irfft``, and the complex
+frequency-domain delay line of the partitioned reverb) have no export path in
+``torch.onnx``'s TorchScript-based exporter, and the stateful frame loop would need
+its state as explicit inputs and outputs. The network part alone (MLPs, GRU) is plain
+ONNX; :func:`export_decoder_onnx` writes it for hosts that run the DSP themselves.
+"""
+from __future__ import annotations
+
+import math
+from typing import List, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .dsp.filters import frequency_sampling_fir, next_fast_len
+
+__all__ = ["DDSPStreamStep", "export_torchscript"]
+
+
+class DDSPStreamStep(nn.Module):
+    """Frame-synchronous streaming DDSP with its state in buffers (TorchScript-able).
+
+    Args:
+        model: a :class:`~vocoder.models.ddsp.DDSP` (eval mode).
+        speaker_embedding: (speaker_dim,) embedding to freeze in (multi-speaker models);
+            default the first speaker's.
+        mfcc_stats: (mean, std), each (n_mfcc,), for an instance-normalised encoder.
+        dry: leave out the reverb.
+        batch: rows streamed together.
+        initial_f0: f0 held before the first voiced frame (Hz).
+    """
+
+    def __init__(self, model, *, speaker_embedding: Optional[torch.Tensor] = None,
+                 mfcc_stats: Optional[tuple] = None, dry: bool = False, batch: int = 1, initial_f0: float = 100.0):
+        super().__init__()
+        m = model
+        self.sample_rate = int(m.sample_rate)
+        self.hop = int(m.hop_length)
+        self.n_harmonics = int(m.n_harmonics)
+        self.n_envelope = int(m.n_envelope)
+        self.use_vuv = bool(m.use_vuv)
+        self.gate_unvoiced = bool(m.gate_unvoiced)
+        self.has_z = m.z_dim > 0
+        self.instance_norm = self.has_z and m.encoder_norm == "instance"
+        self.n_mfcc = int(m.n_mfcc)
+        self.batch = int(batch)
+        self.initial_f0 = float(initial_f0)
+        self.ir_length = int(m.noise.ir_length or 2 * (m.n_noise_bands - 1))
+        self.shift = self.ir_length // 2
+        if self.shift > self.hop:
+            raise ValueError(f"noise filters of {self.ir_length} taps reach more than a hop ({self.hop}) ahead; "
+                             "the frame-synchronous export supports ir_length <= 2 * hop_length")
+        self.delay_samples = 3 * self.hop
+        self.conv_length = 2 * self.hop + self.ir_length - 1
+        self.conv_n_fft = next_fast_len(self.conv_length)
+        # -- network (shared modules; feature scaling from the model's buffers) ---------
+        self.mlp_f0 = m.input_mlps["f0"]
+        self.mlp_loudness = m.input_mlps["loudness"]
+        self.mlp_z = m.input_mlps["z"] if self.has_z else nn.Identity()
+        self.mfcc_norm = m.mfcc_norm if self.has_z else nn.Identity()
+        self.encoder_gru = m.encoder_gru if self.has_z else nn.GRU(1, 1, batch_first=True)
+        self.encoder_out = m.encoder_out if self.has_z else nn.Identity()
+        self.gru = m.gru
+        self.out_mlp = m.out_mlp
+        self.out = m.out
+        for name in ("logf0_mean", "logf0_std", "loudness_mean", "loudness_std"):
+            self.register_buffer(name, getattr(m, name).detach().clone())
+        with torch.no_grad():
+            if m.n_speakers > 0:
+                emb = speaker_embedding if speaker_embedding is not None else m.speaker_embedding.weight[0]
+                spk = emb.detach().reshape(1, -1).expand(self.batch, -1).clone()
+            else:
+                spk = torch.zeros(self.batch, 0)
+        self.has_speaker = m.n_speakers > 0
+        self.register_buffer("speaker", spk)
+        if self.instance_norm:
+            if mfcc_stats is None:
+                raise ValueError("an instance-normalised encoder needs mfcc_stats=(mean, std) at export")
+            mean, std = (torch.as_tensor(s, dtype=torch.float32).flatten()[: self.n_mfcc] for s in mfcc_stats)
+        else:
+            mean, std = torch.zeros(self.n_mfcc), torch.ones(self.n_mfcc)
+        self.register_buffer("mfcc_mean", mean.clone())
+        self.register_buffer("mfcc_std", std.clamp_min(1e-3).clone())
+        # -- fixed DSP tables -----------------------------------------------------------------
+        k = torch.arange(1, self.n_harmonics + 1, dtype=torch.float32)
+        self.register_buffer("k", k)
+        self.register_buffer("ramp", torch.arange(self.hop, dtype=torch.float32))
+        self.register_buffer("weights", torch.arange(self.hop, dtype=torch.float32) / self.hop)
+        # The noise filter design is linear in the magnitudes: one matrix.
+        eye = torch.eye(m.n_noise_bands, dtype=torch.float64)
+        self.register_buffer("fir_matrix", frequency_sampling_fir(eye, ir_length=self.ir_length).float())
+        kk = torch.arange(2 * self.hop, dtype=torch.float32)
+        self.register_buffer("window", 0.5 - 0.5 * torch.cos(math.pi * kk / self.hop))
+        if m.n_envelope:
+            mel_nyquist = 2595.0 * math.log10(1.0 + self.sample_rate / 2.0 / 700.0)
+        else:
+            mel_nyquist = 1.0
+        self.mel_nyquist = float(mel_nyquist)
+        # Reverb: uniformly partitioned convolution, one partition per hop.
+        self.has_reverb = (not dry) and m.reverb is not None
+        if self.has_reverb:
+            with torch.no_grad():
+                ir = m.reverb.impulse_response().detach().float()
+        else:
+            ir = torch.zeros(1)
+        n_parts = -(-ir.numel() // self.hop)
+        parts = F.pad(ir, (0, n_parts * self.hop - ir.numel())).reshape(n_parts, self.hop)
+        self.n_parts = n_parts
+        self.register_buffer("ir_spectra", torch.fft.rfft(parts, n=2 * self.hop).flip(0))
+        # -- state ------------------------------------------------------------------------------
+        b = self.batch
+        self.register_buffer("h_dec", torch.zeros(1, b, m.gru.hidden_size))
+        self.register_buffer("h_enc", torch.zeros(1, b, self.encoder_gru.hidden_size))
+        self.register_buffer("last_f0", torch.full((b,), self.initial_f0))
+        self.register_buffer("phase", torch.zeros(b, dtype=torch.float64))
+        self.register_buffer("frames_seen", torch.zeros((), dtype=torch.long))
+        self.register_buffer("p_f0", torch.zeros(b))
+        self.register_buffer("p_amps", torch.zeros(b, self.n_harmonics))
+        self.register_buffer("p_ir", torch.zeros(b, self.ir_length))
+        self.register_buffer("noise_prev", torch.zeros(b, self.hop))
+        self.register_buffer("noise_next", torch.zeros(b, self.hop))
+        self.register_buffer("acc", torch.zeros(b, self.conv_length + 2 * self.hop))
+        self.register_buffer("harm", torch.zeros(b, 3 * self.hop))
+        self.register_buffer("rev_delay", torch.zeros(b, n_parts, self.hop + 1, dtype=torch.complex64))
+        self.register_buffer("rev_prev", torch.zeros(b, self.hop))
+
+    @torch.jit.export
+    def reset(self):
+        """Back to the start of an utterance."""
+        self.h_dec.zero_()
+        self.h_enc.zero_()
+        self.last_f0.fill_(self.initial_f0)
+        self.phase.zero_()
+        self.frames_seen.zero_()
+        self.p_f0.zero_()
+        self.p_amps.zero_()
+        self.p_ir.zero_()
+        self.noise_prev.zero_()
+        self.noise_next.zero_()
+        self.acc.zero_()
+        self.harm.zero_()
+        self.rev_delay.zero_()
+        self.rev_prev.zero_()
+
+    # -- network ----------------------------------------------------------------------------
+    def _controls(self, f0: torch.Tensor, vuv: torch.Tensor, loudness: torch.Tensor, mfcc: torch.Tensor):
+        """(B, k) features -> continuous f0 (B, k), harmonic amplitudes (B, k, K), noise FIRs (B, k, L)."""
+        k = f0.shape[1]
+        voiced = (vuv > 0.5) & (f0 > 0)
+        # causal fill: hold the last voiced f0 (vocoder.streaming.causal_continuous_f0)
+        f0c = torch.empty_like(f0)
+        last = self.last_f0.clone()
+        for i in range(k):
+            last = torch.where(voiced[:, i], f0[:, i], last)
+            f0c[:, i] = last
+        self.last_f0.copy_(last)
+        f0_in = ((torch.log(f0c) - self.logf0_mean) / self.logf0_std).unsqueeze(-1)
+        if self.use_vuv:
+            f0_in = torch.cat([f0_in, vuv.unsqueeze(-1) * 2 - 1], dim=-1)
+        h_f0 = self.mlp_f0(f0_in)
+        h_loud = self.mlp_loudness(((loudness - self.loudness_mean) / self.loudness_std).unsqueeze(-1))
+        parts = [h_f0, h_loud]
+        if self.has_z:
+            x = mfcc[..., : self.n_mfcc]
+            if self.instance_norm:
+                x = (x - self.mfcc_mean) / self.mfcc_std
+            h, h_enc = self.encoder_gru(self.mfcc_norm(x), self.h_enc)
+            self.h_enc.copy_(h_enc)
+            parts.append(self.mlp_z(self.encoder_out(h)))
+        x = torch.cat(parts, dim=-1)
+        if self.has_speaker:
+            x = torch.cat([x, self.speaker.unsqueeze(1).expand(-1, k, -1)], dim=-1)
+        g, h_dec = self.gru(x, self.h_dec)
+        self.h_dec.copy_(h_dec)
+        y = self.out(self.out_mlp(torch.cat([g, h_f0, h_loud], dim=-1)))
+        n_shape = self.n_envelope if self.n_envelope > 0 else self.n_harmonics
+        shape = y[..., 1:1 + n_shape]
+        if self.n_envelope > 0:
+            shape = self._envelope_at_harmonics(shape, f0c)
+        amplitude = _exp_sigmoid(y[..., :1])
+        dist = _exp_sigmoid(shape) * (f0c.unsqueeze(-1) * self.k < self.sample_rate / 2.0).to(shape.dtype)
+        dist = dist / dist.sum(dim=-1, keepdim=True).clamp_min(1e-7)
+        amps = amplitude * dist
+        if self.gate_unvoiced:
+            amps = amps * vuv.unsqueeze(-1)
+        mags = _exp_sigmoid(y[..., 1 + n_shape:] - 5.0)  # FilteredNoise's initial bias
+        return f0c, amps, mags @ self.fir_matrix
+
+    def _envelope_at_harmonics(self, envelope: torch.Tensor, f0c: torch.Tensor) -> torch.Tensor:
+        freqs = f0c.unsqueeze(-1) * self.k
+        mel = 2595.0 * torch.log10(1.0 + freqs / 700.0)
+        n = self.n_envelope
+        pos = (mel / self.mel_nyquist * (n - 1)).clamp(0.0, float(n - 1))
+        i0 = pos.floor().clamp(max=float(n - 2))
+        w = pos - i0
+        idx = i0.long()
+        lo = torch.gather(envelope, -1, idx)
+        hi = torch.gather(envelope, -1, idx + 1)
+        return lo + (hi - lo) * w
+
+    # -- synthesis of one frame segment -------------------------------------------------------
+    def _harmonic(self, fa: torch.Tensor, fb: torch.Tensor, aa: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        scale = 2.0 * math.pi / self.sample_rate
+        offset = scale * (fa.unsqueeze(-1) * self.ramp + (fb - fa).unsqueeze(-1) * (self.ramp * self.ramp
+                                                                                     / (2.0 * self.hop)))
+        phase = torch.remainder(self.phase.float().unsqueeze(-1) + offset, 2.0 * math.pi)  # (B, hop)
+        mask = (torch.maximum(fa, fb).unsqueeze(-1) * self.k < self.sample_rate / 2.0).to(aa.dtype)
+        sines = torch.sin(phase.unsqueeze(-1) * self.k)  # (B, hop, K)
+        left = (sines @ (aa * mask).unsqueeze(-1)).squeeze(-1)
+        right = (sines @ (ab * mask).unsqueeze(-1)).squeeze(-1)
+        # exact frame-centre phase in float64, as vocoder.dsp.oscillators.frame_phase
+        step = (2.0 * math.pi * self.hop / self.sample_rate) * 0.5 * (fa.double() + fb.double())
+        self.phase.copy_(torch.remainder(self.phase + step, 2.0 * math.pi))
+        return left + (right - left) * self.weights
+
+    def _add_noise_piece(self, noise: torch.Tensor, ir: torch.Tensor):
+        seg = torch.cat([self.noise_prev, noise], dim=-1) * self.window
+        spec = torch.fft.rfft(seg, n=self.conv_n_fft) * torch.fft.rfft(ir, n=self.conv_n_fft)
+        piece = torch.fft.irfft(spec, n=self.conv_n_fft)[:, : self.conv_length]
+        start = self.hop - self.shift
+        self.acc[:, start:start + self.conv_length] += piece
+        self.noise_prev.copy_(noise)
+
+    def _segment(self, f0: torch.Tensor, amps: torch.Tensor, noise: torch.Tensor):
+        """Segment between the pending frame and (f0, amps): harmonic and noise piece."""
+        self.harm[:, 2 * self.hop:] = self._harmonic(self.p_f0, f0, self.p_amps, amps)
+        self._add_noise_piece(noise, self.p_ir)
+
+    def _emit(self) -> torch.Tensor:
+        out = self.harm[:, : self.hop] + self.acc[:, : self.hop]
+        self.harm.copy_(torch.cat([self.harm[:, self.hop:], torch.zeros_like(self.harm[:, : self.hop])], dim=1))
+        self.acc.copy_(torch.cat([self.acc[:, self.hop:], torch.zeros_like(self.acc[:, : self.hop])], dim=1))
+        if self.has_reverb:
+            spec = torch.fft.rfft(torch.cat([self.rev_prev, out], dim=-1), n=2 * self.hop)
+            line = torch.cat([self.rev_delay[:, 1:], spec.unsqueeze(1)], dim=1)
+            self.rev_delay.copy_(line)
+            y = (line * self.ir_spectra).sum(dim=1)
+            self.rev_prev.copy_(out)
+            out = torch.fft.irfft(y, n=2 * self.hop)[:, self.hop:]
+        return out
+
+    def forward(self, f0: torch.Tensor, vuv: torch.Tensor, loudness: torch.Tensor, mfcc: torch.Tensor,
+                noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Next ``k`` frames -> ``(batch, k * hop)`` audio (delayed by ``delay_samples``).
+
+        Args:
+            f0: (batch, k) Hz, 0 where unvoiced. vuv: (batch, k) 0/1. loudness: (batch, k) dB.
+            mfcc: (batch, k, n_mfcc) (any width when the model has no encoder).
+            noise: optional (batch, k * hop) uniform [-1, 1) excitation (default: drawn).
+        """
+        k = f0.shape[1]
+        f0c, amps, irs = self._controls(f0, vuv, loudness, mfcc)
+        outs: List[torch.Tensor] = []
+        for i in range(k):
+            seen = self.frames_seen.item()
+            if seen > 0:
+                self._segment(f0c[:, i], amps[:, i], self.noise_next.clone())
+                if seen <= 2:  # the first noise pieces reach before sample 0: offline drops that part
+                    self.acc[:, : (3 - seen) * self.hop] = 0.0
+            # the noise of this frame's segment (samples [n hop, (n + 1) hop)), used with the next frame
+            if noise is None:
+                self.noise_next.copy_(2.0 * torch.rand(self.batch, self.hop, device=f0.device) - 1.0)
+            else:
+                self.noise_next.copy_(noise[:, i * self.hop:(i + 1) * self.hop])
+            self.p_f0.copy_(f0c[:, i])
+            self.p_amps.copy_(amps[:, i])
+            self.p_ir.copy_(irs[:, i])
+            self.frames_seen.add_(1)
+            outs.append(self._emit())
+        return torch.cat(outs, dim=1)
+
+    @torch.jit.export
+    def flush(self) -> torch.Tensor:
+        """End of the utterance: the last ``delay_samples`` of audio (the last frame held)."""
+        if self.frames_seen.item() == 0:
+            return torch.zeros(self.batch, 0)
+        self._segment(self.p_f0.clone(), self.p_amps.clone(), self.noise_next.clone())
+        first = self._emit()
+        self._add_noise_piece(torch.zeros_like(self.noise_next), self.p_ir)  # the held filter over silence
+        return torch.cat([first, self._emit(), self._emit()], dim=1)
+
+
+def _exp_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    return 2.0 * torch.sigmoid(x).pow(math.log(10.0)) + 1e-7
+
+
+def export_torchscript(model, path, **kwargs) -> torch.jit.ScriptModule:
+    """Script a :class:`DDSPStreamStep` of ``model`` and save it to ``path``."""
+    from .models.ddsp import DDSP
+    if not isinstance(model, DDSP):
+        raise ValueError(f"TorchScript export of the streaming model supports DDSP models, not "
+                         f"{type(model).__name__} (the mel vocoder streams in Python: vocoder.streaming)")
+    import warnings
+    step = DDSPStreamStep(model.eval(), **kwargs).eval()
+    with warnings.catch_warnings():  # torch 2.10+ marks TorchScript deprecated; it still is what libtorch loads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scripted = torch.jit.script(step)
+        scripted.save(str(path))
+    return scripted
+
