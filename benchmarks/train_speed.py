@@ -4,7 +4,8 @@ acids-ircam/ddsp_pytorch-style baseline.
 
 Reference configuration: 16 kHz, hop 160 (10 ms; ddsp_pytorch's ``block_size``),
 100 harmonics, 65 noise bands, decoder MLPs of 3 x 512 and a 512-unit GRU, 1 s
-learned reverb, float32, batches of 16 x 4 s and 16 x 1 s, 2 threads by default.
+learned reverb, float32, batches of 16 x 4 s and 16 x 1 s (and the peak memory of a
+16 x 2 s step), 2 threads by default.
 
 One step is what :class:`vocoder.training.trainer.Trainer` does per batch on CPU:
 forward, multi-scale spectral loss (the trainer's FFT sizes 2048 ... 64), backward,
@@ -72,6 +73,7 @@ N_MFCC = 30
 Z_DIM = 16
 REVERB_S = 1.0
 SHAPES = ((16, 4.0), (16, 1.0))
+MEMORY_ONLY_SHAPES = ((16, 2.0),)  # issue #7's training-memory figure: one step of 16 x 2 s
 RTF_SECONDS = 10.0
 
 # Published figures for acids-ircam/ddsp_pytorch at this configuration on a 2-core machine.
@@ -367,7 +369,7 @@ def main() -> None:
     # threads can keep spinning and slow a child down on a 2-core machine.
     memory = {(name, batch, seconds): run_child(__file__, ["--threads", str(args.threads), "--variant",
                                                            args.variant, "--_memory", name, str(batch), str(seconds)])
-              for batch, seconds in SHAPES for name in RUNNERS}
+              for batch, seconds in SHAPES + MEMORY_ONLY_SHAPES for name in RUNNERS}
     runners = {name: cls() for name, cls in RUNNERS.items()}
     result["ours_parameters"] = sum(p.numel() for p in runners["ours"].model.parameters())
     result["baseline_parameters"] = sum(p.numel() for p in runners["baseline"].model.parameters())
@@ -452,6 +454,13 @@ def main() -> None:
                 record_times(name, batch, seconds, [r["cold_step_s"]],
                              "1 step in the memory child after a 2 x 1 s warm-up step")
         result[f"memory_ratio_{tag}"] = result[f"ours_{tag}_peak_mb"] / result[f"baseline_{tag}_peak_mb"]
+    for batch, seconds in MEMORY_ONLY_SHAPES:
+        tag = _tag(batch, seconds)
+        for name in RUNNERS:
+            result[f"{name}_{tag}_peak_mb"] = memory[(name, batch, seconds)]["peak_mb"]
+        result[f"memory_ratio_{tag}"] = result[f"ours_{tag}_peak_mb"] / result[f"baseline_{tag}_peak_mb"]
+        print(f"{tag}: train step peak memory ours {result[f'ours_{tag}_peak_mb']:.0f} MB, baseline "
+              f"{result[f'baseline_{tag}_peak_mb']:.0f} MB (x{result[f'memory_ratio_{tag}']:.2f})", file=sys.stderr)
     for batch, seconds in SHAPES:
         tag = _tag(batch, seconds)
         result[f"speedup_audio_s_per_s_{tag}"] = (result[f"ours_{tag}_audio_s_per_s"]

@@ -68,6 +68,7 @@ __all__ = [
     "causal_continuous_f0",
     "offline_reference",
     "stream_in_blocks",
+    "synthesize_pipelined",
 ]
 
 NoiseSource = Callable[[int, int], torch.Tensor]  # (batch, samples) -> noise
@@ -280,8 +281,11 @@ class StreamingSynth:
         k = next(iter(inputs.values())).shape[1]
         if k == 0:
             return self.out_buffer[:, :0]
-        ctrl = self._frames(inputs)
-        self.frames_in += k
+        return self._render(self._frames(inputs))
+
+    def _render(self, ctrl: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Synthesize from the next frames' controls (the output of ``_frames``)."""
+        self.frames_in += ctrl[next(iter(ctrl))].shape[1]
         merged = ctrl if self.pending is None else {key: torch.cat([self.pending[key], v], dim=1)
                                                     for key, v in ctrl.items()}
         # Segments of all but the newest frame can be rendered now.
@@ -684,6 +688,56 @@ def offline_reference(model, inputs: dict[str, torch.Tensor], *, noise: torch.Te
         if isinstance(model, MelDDSP):
             return model(inputs, noise=noise, dry=dry, leading_f0=initial_f0)["audio"]
     raise TypeError(f"no streaming implementation for {type(model).__name__}")
+
+
+def synthesize_pipelined(model, inputs: dict[str, torch.Tensor], *, chunk_frames: int = 64,
+                         **stream_kwargs) -> torch.Tensor:
+    """Offline DDSP synthesis of one utterance on two cores: network and DSP overlapped.
+
+    At batch 1 the recurrent network runs step by step and cannot use a second core, and
+    the synthesizers' large tensor operations gain little from one. Here a worker thread
+    runs the network (encoder and decoder GRUs, carried state) over ``chunk_frames``-frame
+    chunks while the calling thread synthesizes (harmonic bank, filtered noise, reverb)
+    each chunk as soon as its controls are ready; torch releases the GIL inside its
+    operators, so the two proceed in parallel. Run with ``torch.set_num_threads(1)``.
+
+    The result equals ``model(inputs)`` given the same conventions: pass
+    ``f0_continuous`` (e.g. :func:`vocoder.models.ddsp.continuous_f0`) for the offline
+    interpolation through unvoiced gaps, and ``mfcc_stats`` for an instance-normalised
+    encoder. ``stream_kwargs`` go to :class:`StreamingDDSP` (speaker, noise, dry, ...).
+    """
+    import queue
+    import threading
+
+    stream = StreamingDDSP(model, **stream_kwargs)
+    n_frames = next(iter(inputs.values())).shape[1]
+    chunks: queue.Queue = queue.Queue(maxsize=4)
+    failure: list[BaseException] = []
+
+    def network():
+        try:
+            with torch.inference_mode():
+                for a in range(0, n_frames, chunk_frames):
+                    chunks.put(stream._frames({k: v[:, a:a + chunk_frames] for k, v in inputs.items()}))
+        except BaseException as exc:  # reported by the caller
+            failure.append(exc)
+        finally:
+            chunks.put(None)
+
+    worker = threading.Thread(target=network, name="ddsp-network", daemon=True)
+    worker.start()
+    outs = []
+    with torch.inference_mode():
+        while True:
+            ctrl = chunks.get()
+            if ctrl is None:
+                break
+            outs.append(stream._render(ctrl))
+        worker.join()
+        if failure:
+            raise failure[0]
+        outs.append(stream.flush())
+    return torch.cat(outs, dim=-1)
 
 
 def stream_in_blocks(stream: StreamingSynth, inputs: dict[str, torch.Tensor], block_size: int,
