@@ -42,3 +42,28 @@ def test_export_instance_norm_needs_stats(tmp_path):
     with pytest.raises(ValueError, match="mfcc_stats"):
         export_torchscript(model, tmp_path / "m.ts")
     assert not (tmp_path / "m.ts").exists()
+
+
+@pytest.mark.parametrize("reverb", [False, True])
+def test_exported_mel_vocoder_equals_offline(reverb, tmp_path):
+    from test_streaming import mel_features
+    from vocoder.models.mel_vocoder import MelDDSP
+    torch.manual_seed(0)
+    model = MelDDSP(sample_rate=22050, hop_length=256, channels=32, reverb=reverb, inference_f0="dump").eval()
+    n = 150
+    x = mel_features(n)
+    noise = torch.randn(1, n * 256, generator=torch.Generator().manual_seed(3))
+    ref = offline_reference(model, x, noise=noise)
+    export_torchscript(model, tmp_path / "mel.ts")
+    ts = torch.jit.load(str(tmp_path / "mel.ts"))
+    assert ts.delay_samples == (18 + 1) * 256  # 17 frames of look-ahead + 2
+    for frames_per_call in (1, 7, n):
+        ts.reset()
+        with torch.no_grad():
+            outs = [ts(x["mel"][:, a:a + frames_per_call], x["f0"][:, a:a + frames_per_call],
+                       x["vuv"][:, a:a + frames_per_call], noise[:, a * 256:(a + frames_per_call) * 256])
+                    for a in range(0, n, frames_per_call)]
+            outs.append(ts.flush())
+        y = torch.cat(outs, dim=1)
+        assert y.shape[1] == n * 256 + ts.delay_samples
+        assert error_db(y[:, ts.delay_samples:], ref) < -60, frames_per_call

@@ -28,3 +28,24 @@ def test_cli_export_and_standalone_example(tmp_path):
     assert res.returncode == 0, res.stderr
     y, sr = sf.read(tmp_path / "ex.wav")
     assert sr == 16000 and len(y) == 300 * 80 and abs(y).max() > 0
+
+
+def test_cli_export_mel_vocoder(tmp_path):
+    import torch
+    from test_cli_train_synth import CONFIG
+
+    from vocoder.models import build_model
+    from vocoder.training.checkpoint import save_checkpoint
+    model_cfg = {"name": "mel_ddsp", "sample_rate": 22050, "hop_length": 256, "channels": 16, "conv_layers": 2}
+    torch.manual_seed(0)
+    model = build_model(**model_cfg)
+    cfg = {**CONFIG, "features": {"sample_rate": 22050, "hop_length": 256}, "model": model_cfg}
+    ckpt = save_checkpoint(tmp_path / "mel.pt", {"model": model.state_dict(), "config": cfg, "step": 0})
+    rc, err = vocoder_inproc("export", "--checkpoint", ckpt, tmp_path / "mel.ts")
+    assert rc == 0, err
+    ts = torch.jit.load(str(tmp_path / "mel.ts"))
+    with torch.no_grad():
+        y = torch.cat([ts(torch.randn(1, 40, 80) - 2.0), ts.flush()], dim=1)
+    assert y.shape == (1, 40 * 256 + ts.delay_samples) and torch.isfinite(y).all()
+    rc, err = vocoder_inproc("export", "--checkpoint", ckpt, tmp_path / "x.ts", "--speaker", "a")
+    assert rc != 0 and "mel vocoder" in err
