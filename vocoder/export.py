@@ -1,4 +1,4 @@
-"""Export a DDSP model as a self-contained streaming TorchScript module.
+"""Export a model (DDSP or mel vocoder) as a self-contained streaming TorchScript module.
 
 :class:`DDSPStreamStep` is the streaming DDSP synthesizer of :mod:`vocoder.streaming`
 rewritten frame-synchronously with all state in buffers, so that ``torch.jit.script``
@@ -24,11 +24,11 @@ An instance-normalised encoder gets fixed MFCC statistics at export (``mfcc_stat
 default the per-coefficient mean and standard deviation the model saw in training are
 not stored, so pass them, e.g. from the target speaker's enrollment audio).
 
-ONNX: not offered. The synthesizer's FFTs (``rfft``/``irfft``, and the complex
+ONNX: not offered. The synthesizers' FFTs (``rfft``/``irfft``, and the complex
 frequency-domain delay line of the partitioned reverb) have no export path in
-``torch.onnx``'s TorchScript-based exporter, and the stateful frame loop would need
-its state as explicit inputs and outputs. The network part alone (MLPs, GRU) is plain
-ONNX; :func:`export_decoder_onnx` writes it for hosts that run the DSP themselves.
+``torch.onnx``'s exporters, and the stateful frame loop would need its state as
+explicit inputs and outputs. :class:`MelStreamStep` does the same for the mel vocoder
+(docs/streaming.md).
 """
 from __future__ import annotations
 

@@ -711,21 +711,44 @@ def synthesize_pipelined(model, inputs: dict[str, torch.Tensor], *, chunk_frames
 
     stream = StreamingDDSP(model, **stream_kwargs)
     n_frames = next(iter(inputs.values())).shape[1]
+    starts = list(range(0, n_frames, chunk_frames))
     chunks: queue.Queue = queue.Queue(maxsize=4)
+    zs: queue.Queue = queue.Queue(maxsize=4)
     failure: list[BaseException] = []
+    # With an MFCC encoder, a third thread runs it ahead of the decoder (the two GRUs are
+    # the longest sequential parts; the encoder's thread is mostly idle otherwise).
+    split_encoder = model.z_dim > 0 and "z" not in inputs
+
+    def encoder():
+        try:
+            with torch.inference_mode():
+                for a in starts:
+                    zs.put(stream._encode(inputs["mfcc"][:, a:a + chunk_frames].to(stream.device)))
+        except BaseException as exc:  # reported by the caller
+            failure.append(exc)
+            zs.put(None)
 
     def network():
         try:
             with torch.inference_mode():
-                for a in range(0, n_frames, chunk_frames):
-                    chunks.put(stream._frames({k: v[:, a:a + chunk_frames] for k, v in inputs.items()}))
+                for a in starts:
+                    chunk = {k: v[:, a:a + chunk_frames] for k, v in inputs.items()}
+                    if split_encoder:
+                        z = zs.get()
+                        if z is None:
+                            return
+                        chunk["z"] = z
+                    chunks.put(stream._frames(chunk))
         except BaseException as exc:  # reported by the caller
             failure.append(exc)
         finally:
             chunks.put(None)
 
-    worker = threading.Thread(target=network, name="ddsp-network", daemon=True)
-    worker.start()
+    workers = [threading.Thread(target=network, name="ddsp-network", daemon=True)]
+    if split_encoder:
+        workers.append(threading.Thread(target=encoder, name="ddsp-encoder", daemon=True))
+    for w in workers:
+        w.start()
     outs = []
     with torch.inference_mode():
         while True:
@@ -733,7 +756,8 @@ def synthesize_pipelined(model, inputs: dict[str, torch.Tensor], *, chunk_frames
             if ctrl is None:
                 break
             outs.append(stream._render(ctrl))
-        worker.join()
+        for w in workers:
+            w.join()
         if failure:
             raise failure[0]
         outs.append(stream.flush())
