@@ -1,3 +1,4 @@
+import errno
 import os
 import re
 
@@ -6,7 +7,9 @@ import pytest
 import soundfile as sf
 import torch
 
+from vocoder import outputs
 from vocoder.audio import AudioError, check_audio, load_audio, save_audio
+from vocoder.outputs import OutputError
 
 
 def sine(freq, sample_rate, duration, amplitude=0.5):
@@ -106,13 +109,11 @@ def test_save_is_atomic_and_leaves_no_temp_files(tmp_path, monkeypatch):
 
     before = path.read_bytes()
 
-    def broken_write(file, *args, **kwargs):
-        with open(file, "wb") as f:
-            f.write(b"partial")
-        raise RuntimeError("disk full")
+    def disk_full(fd):  # the bytes are in the temp file, then the disk fills up
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(sf, "write", broken_write)
-    with pytest.raises(RuntimeError, match="disk full"):
+    monkeypatch.setattr(outputs.os, "fsync", disk_full)
+    with pytest.raises(OutputError, match=re.escape(f"{path}: cannot write audio (No space left on device)")):
         save_audio(path, sine(500, 8000, 0.1), 8000)
     assert path.read_bytes() == before  # the old file is untouched
     assert sorted(os.listdir(tmp_path)) == ["out.wav"]  # the temp file is gone
@@ -139,6 +140,34 @@ def test_load_resamples(tmp_path):
     assert sr_same == 44100
     np.testing.assert_array_equal(same, x)
 
+
+
+def test_load_region_reads_only_that_region(tmp_path, monkeypatch):
+    path = tmp_path / "tone.flac"
+    x = sine(300, 16000, 2.0)
+    sf.write(path, np.stack([x, 0.5 * x], axis=1), 16000, subtype="PCM_24")  # stereo FLAC
+    full, _ = load_audio(path)
+    reads = []
+    real_read = sf.SoundFile.read
+
+    def spy(self, frames=-1, *args, **kwargs):
+        reads.append(frames)
+        return real_read(self, frames, *args, **kwargs)
+
+    monkeypatch.setattr(sf.SoundFile, "read", spy)
+    y, sr = load_audio(path, start_s=0.5, end_s=0.75)
+    assert sr == 16000 and reads == [4000]  # seek, then the region's frames only
+    np.testing.assert_array_equal(y, full[8000:12000])
+    y, _ = load_audio(path, start_s=1.5, end_s=9.0)  # past the end: cut there
+    np.testing.assert_array_equal(y, full[24000:])
+    y, _ = load_audio(path, start_s=1.0, end_s=-1)  # negative end: to the end
+    np.testing.assert_array_equal(y, full[16000:])
+    y, sr = load_audio(path, start_s=0.5, end_s=1.0, sample_rate=8000)
+    assert sr == 8000 and abs(y.size - 4000) <= 1
+    with pytest.raises(AudioError, match=re.escape(f"{path}: segment 2.5-3.0 s lies outside the recording (2.00 s)")):
+        load_audio(path, start_s=2.5, end_s=3.0)
+    with pytest.raises(AudioError, match="lies outside the recording"):
+        load_audio(path, start_s=1.0, end_s=1.0)
 
 def test_load_mixes_multichannel(tmp_path):
     path = tmp_path / "stereo.wav"

@@ -6,8 +6,8 @@ and the problem, e.g. ``"utt1.wav: audio contains 12 NaN/inf samples"``.
 """
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -84,23 +84,52 @@ def load_audio(
     sample_rate: int | None = None,
     mix_channels: bool = True,
     min_samples: int = 1,
+    start_s: float | None = None,
+    end_s: float | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Read an audio file as mono float32, resampled (soxr) to ``sample_rate`` if given.
+    """Read an audio file (or one region of it) as mono float32, resampled (soxr) to
+    ``sample_rate`` if given.
 
+    With ``start_s`` / ``end_s`` only the samples ``[round(start_s * sr), round(end_s * sr))``
+    are read: the file is opened, the reader seeks to the start and reads that many
+    frames, so a segment of a recording of any length costs memory for the segment only
+    (a format that cannot seek is read whole and cut).
+
+    Args:
+        path: the audio file.
+        sample_rate: resample to this rate (Hz); None keeps the file's rate.
+        mix_channels: average several channels to mono (else they are an error).
+        min_samples: shortest accepted result, after resampling.
+        start_s: start of the region in seconds (None: 0).
+        end_s: end of the region in seconds (None or negative: the end of the file; past
+            the end: cut at the end).
     Returns:
         (audio, sample_rate): (samples,) float32 array and its sample rate.
     Raises:
-        AudioError: the file is missing, unreadable, empty, or holds invalid samples.
+        AudioError: the file is missing, unreadable, empty, holds invalid samples, or the
+            region lies outside the recording.
     """
     import soundfile as sf
 
     path = str(path)
     if not os.path.exists(path):
         raise AudioError(f"{path}: no such file")
+    region = start_s is not None or (end_s is not None and end_s >= 0)
     try:
         # A name that is not valid UTF-8 (undecodable bytes as surrogates) goes as bytes.
-        data, sr = sf.read(path if _utf8(path) else os.fsencode(path),
-                           dtype="float32", always_2d=True)
+        with sf.SoundFile(path if _utf8(path) else os.fsencode(path)) as f:
+            sr = f.samplerate
+            if region:
+                a, b = _region(start_s, end_s, sr=sr, n=f.frames, path=path)
+                if f.seekable():
+                    f.seek(a)
+                    data = f.read(b - a, dtype="float32", always_2d=True)
+                else:
+                    data = f.read(dtype="float32", always_2d=True)[a:b]
+            else:
+                data = f.read(dtype="float32", always_2d=True)
+    except AudioError:
+        raise
     except Exception as exc:  # soundfile raises several types for bad files
         raise AudioError(f"{path}: cannot read audio ({_first_line(exc)})") from None
     data = data.T  # (channels, samples)
@@ -122,24 +151,36 @@ def save_audio(path, audio, sample_rate: int, *, subtype: str = "PCM_16") -> Non
 
     Samples outside [-1, 1] are clipped for integer subtypes. The format follows the
     file extension (.wav, .flac, ...).
+
+    Raises:
+        OutputError (an ``OSError``): the file could not be written (disk full, unwritable
+            directory); nothing is left under ``path``.
     """
     import soundfile as sf
+
+    from .outputs import write_atomic
 
     x = check_audio(audio, name=str(path))
     if subtype.startswith("PCM"):
         x = np.clip(x, -1.0, 1.0)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        fmt = path.suffix.lstrip(".").upper() or "WAV"
-        sf.write(tmp, x, int(sample_rate), subtype=subtype, format=fmt)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    fmt = path.suffix.lstrip(".").upper() or "WAV"
+    # Encoded in memory, then written by write_atomic: a full disk is an OutputError naming
+    # the file and the cause (libsndfile says only "System error."), and a process killed
+    # mid-write leaves a hidden .tmp file, never a truncated PATH.
+    encoded = io.BytesIO()
+    sf.write(encoded, x, int(sample_rate), subtype=subtype, format=fmt)
+    write_atomic(path, encoded.getbuffer(), what="audio")
+
+
+def _region(start_s: float | None, end_s: float | None, *, sr: int, n: int, path: str) -> tuple[int, int]:
+    """Sample range ``[a, b)`` of the region start_s..end_s of a recording of n samples."""
+    a = round((start_s or 0.0) * sr)
+    b = n if end_s is None or end_s < 0 else min(n, round(end_s * sr))
+    if a < 0 or a >= n or b <= a:
+        raise AudioError(f"{path}: segment {start_s}-{end_s} s lies outside the recording "
+                         f"({n / sr:.2f} s)")
+    return a, b
 
 
 def _utf8(text: str) -> bool:

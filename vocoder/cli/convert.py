@@ -75,6 +75,7 @@ def add_arguments(p) -> None:
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failing utterance")
     p.add_argument("--overwrite", action="store_true",
                    help="rewrite existing wavs of a directory output even if made with the same settings")
+    p.add_argument("--allow-pipes", action="store_true", help="run `cmd |` entries of an IN wav.scp")
 
 
 def load_speaker_stats(path, state: dict, ckpt) -> tuple[dict | None, str]:
@@ -102,7 +103,7 @@ def load_speaker_stats(path, state: dict, ckpt) -> tuple[dict | None, str]:
 class _Inputs:
     """The utterances of IN: ``utts``, ``load(utt) -> (streams, n_samples)``, ``label(utt)``."""
 
-    def __init__(self, path, *, model, feature_config, streams):
+    def __init__(self, path, *, model, feature_config, streams, allow_pipes=False):
         from ..data.features import FeatureDump
         from ..data.sources import list_audio
         from .synth import check_feature_settings
@@ -118,7 +119,7 @@ class _Inputs:
             check_feature_settings(model, dump.config.to_dict(), str(path))
             self.dump, self.utts = dump, list(dump.utts)
         else:
-            self.items = list_audio(p)
+            self.items = list_audio(p, allow_pipes=allow_pipes)
             self.utts = list(self.items)
         if not self.utts:
             raise ValueError(f"{path}: no utterances")
@@ -153,6 +154,7 @@ def run(args) -> int:
         transform_f0,
     )
     from ..data.features import FRAME_STREAMS, FeatureConfig
+    from ..outputs import OutputError, remove_stale_temps
     from ..training.checkpoint import load_model, resolve_checkpoint
     from ..training.trainer import resolve_device
     from .synth import required_streams, synthesize_utterance
@@ -195,7 +197,8 @@ def run(args) -> int:
     if not features:
         raise ValueError(f"{ckpt}: checkpoint has no feature settings (`features:` in its config)")
     feature_config = FeatureConfig.from_dict({**features, "streams": [s for s in streams if s in FRAME_STREAMS]})
-    inputs = _Inputs(args.input, model=model, feature_config=feature_config, streams=streams)
+    inputs = _Inputs(args.input, model=model, feature_config=feature_config, streams=streams,
+                     allow_pipes=args.allow_pipes)
     out = Path(args.output)
     if inputs.single:
         paths = {inputs.utts[0]: out / f"{inputs.utts[0]}.wav" if out.is_dir() else out}
@@ -218,6 +221,7 @@ def run(args) -> int:
     record: dict[str, dict] = {}
     if not inputs.single:
         record = _previous_record(out / "convert.json", settings) if not args.overwrite else {}
+        remove_stale_temps(out, "*.wav")  # wavs a killed run was writing (never under their names)
     failed: dict[str, str] = {}
     done = skipped = 0
     for utt in tqdm(inputs.utts, desc="convert", unit="utt", file=sys.stderr,
@@ -246,6 +250,8 @@ def run(args) -> int:
             if inputs.single:
                 print(f"vocoder convert: {paths[utt]}: to {target_name}; {_f0_summary(f0_in, feats)}, "
                       f"loudness {gain:+.1f} dB", file=sys.stderr)
+        except OutputError:
+            raise  # disk full or unwritable output: every item would fail; stop with the cause
         except (ValueError, OSError, RuntimeError) as exc:
             if inputs.single:
                 raise
@@ -279,10 +285,14 @@ def _previous_record(path: Path, settings: dict) -> dict:
 
 
 def _write_record(path: Path, settings: dict, record: dict) -> None:
+    from ..outputs import OutputError
     from .evaluate import write_json_atomic
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, {"settings": settings, "utterances": dict(sorted(record.items()))})
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, {"settings": settings, "utterances": dict(sorted(record.items()))})
+    except OSError as exc:
+        raise OutputError.wrap(path, "the conversion record", exc) from None
 
 
 def _applied_shift(f0_before, feats) -> float | None:

@@ -75,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     check_common_args(args)
-    items = list_audio(args.data)
+    items = list_audio(args.data, allow_pipes=args.allow_pipes)
     out_dir = Path(args.out_dir)
     opts = {"sample_rate": args.sample_rate, "hop_length": args.hop_length,
             "f0_method": args.f0_method, "f0_min": args.f0_min, "f0_max": args.f0_max}

@@ -243,7 +243,7 @@ def format_table(summary: dict[str, Any]) -> str:
 
 
 def add_shared_analysis_arguments(parser: argparse.ArgumentParser, *, rate_default: str) -> None:
-    """--sample-rate, --hop-length, --f0-method, --f0-min, --f0-max, --nj."""
+    """--sample-rate, --hop-length, --f0-method, --f0-min, --f0-max, --nj, --allow-pipes."""
     parser.add_argument("--sample-rate", type=int, default=None, metavar="SR",
                         help=f"resample audio to SR Hz before analysis (default: {rate_default})")
     parser.add_argument("--hop-length", type=int, default=None, metavar="N",
@@ -256,6 +256,8 @@ def add_shared_analysis_arguments(parser: argparse.ArgumentParser, *, rate_defau
                         help="highest f0 searched (default: 800)")
     parser.add_argument("--nj", type=int, default=1, metavar="N",
                         help="parallel worker processes (default: 1)")
+    parser.add_argument("--allow-pipes", action="store_true",
+                        help="run `cmd |` entries of wav.scp (otherwise such an item fails, the command not run)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -301,8 +303,8 @@ def run(args) -> int:
     def log(message: str) -> None:
         print(f"vocoder evaluate: {message}", file=sys.stderr, flush=True)
 
-    ref_items = list_audio(args.ref)
-    hyp_items = list_audio(args.hyp)
+    ref_items = list_audio(args.ref, allow_pipes=args.allow_pipes)
+    hyp_items = list_audio(args.hyp, allow_pipes=args.allow_pipes)
     if _is_audio_file(args.ref) and _is_audio_file(args.hyp):  # pair whatever the names
         hyp_items = {next(iter(ref_items)): next(iter(hyp_items.values()))}
     common = [u for u in ref_items if u in hyp_items]

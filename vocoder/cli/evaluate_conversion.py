@@ -167,7 +167,7 @@ def _split_dirs(values: list[str] | None) -> list[str]:
     return out
 
 
-def _labelled_items(dirs: list[str], log) -> dict[str, tuple[Any, str]]:
+def _labelled_items(dirs: list[str], log, *, allow_pipes: bool = False) -> dict[str, tuple[Any, str]]:
     """``{utt: (AudioItem, label)}`` of Kaldi data dirs (wav.scp + utt2spk)."""
     from ..data.kaldi import read_table
     from ..data.sources import list_audio
@@ -177,7 +177,7 @@ def _labelled_items(dirs: list[str], log) -> dict[str, tuple[Any, str]]:
         p = Path(d)
         if not (p / "wav.scp").is_file() or not (p / "utt2spk").is_file():
             raise ValueError(f"{d}: not a data dir (needs wav.scp and utt2spk)")
-        items = list_audio(p)
+        items = list_audio(p, allow_pipes=allow_pipes)
         utt2spk = read_table(p / "utt2spk")
         unlabelled = [u for u in items if u not in utt2spk]
         if unlabelled:
@@ -400,8 +400,8 @@ def run(args) -> int:
     pairs = read_pairs(args.pairs)
     train_dirs = _split_dirs(args.train_data)
     check_dirs = _split_dirs(args.check_data)
-    train_items = _labelled_items(train_dirs, _log) if train_dirs else {}
-    check_items = _labelled_items(check_dirs, _log) if check_dirs else {}
+    train_items = _labelled_items(train_dirs, _log, allow_pipes=args.allow_pipes) if train_dirs else {}
+    check_items = _labelled_items(check_dirs, _log, allow_pipes=args.allow_pipes) if check_dirs else {}
     if train_dirs and not train_items:
         raise ValueError(f"no labelled utterance in {', '.join(train_dirs)}")
     stats_log_f0 = read_stats_log_f0(args.stats) if args.stats else {}

@@ -11,8 +11,12 @@ parallel, each on a contiguous slice of the sorted utterances and each with one 
 
 A job whose output is complete (marker DUMP_DIR/arks/.done.J for the same utterances and
 settings) is skipped when the command is run again, so a rerun after a crash redoes only
-the missing jobs; --overwrite redoes everything. An utterance that cannot be processed is
-listed in DUMP_DIR/failed with its reason and the others go on (--fail-fast stops).
+the missing jobs; --overwrite redoes everything. DUMP_DIR/feats.yaml, which readers of
+a dump require, is written last. An utterance that cannot be processed is listed in
+DUMP_DIR/failed with its reason and the others go on (--fail-fast stops). An output that
+cannot be written (disk full, unwritable DUMP_DIR) fails its job, whose files are
+deleted; the other jobs finish and keep their markers, and the command stops with one
+error line naming the file and the cause.
 """
 from __future__ import annotations
 
@@ -25,8 +29,6 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 from ..data.features import (
     FRAME_STREAMS,
     FeatureConfig,
@@ -36,6 +38,7 @@ from ..data.features import (
 )
 from ..data.features import _read_kv as _read_scp
 from ..data.kaldi import read_data_dir, utt2spk_to_spk2utt, write_table
+from ..outputs import OutputError, write_atomic
 
 
 def add_arguments(p) -> None:
@@ -57,8 +60,9 @@ def add_arguments(p) -> None:
 def resolve_config(args) -> FeatureConfig:
     settings: dict = {}
     if args.config:
-        with open(args.config, encoding="utf-8") as f:
-            doc = yaml.safe_load(f) or {}
+        from .train import read_yaml
+
+        doc = read_yaml(args.config) or {}
         settings.update(doc.get("features", {}) or {})
     for flag, key in [("sample_rate", "sample_rate"), ("hop_length", "hop_length"), ("f0_method", "f0_method"),
                       ("f0_min", "f0_min"), ("f0_max", "f0_max")]:
@@ -106,14 +110,13 @@ def _run_job(job: int, items: list, cfg_dict: dict, dump_dir: str, allow_pipes: 
              show_progress: bool) -> dict:
     """Process one slice of utterances; returns {"ok": n, "failed": {utt: reason}}."""
     import kaldiio
+    import numpy as np
     import torch
 
     torch.set_num_threads(1)
     cfg = FeatureConfig.from_dict(cfg_dict)
     arks = Path(dump_dir) / "arks"
     streams = ["wav"] + list(cfg.streams)
-    writers = {s: kaldiio.WriteHelper(f"ark,scp:{arks / f'{s}.{job}.ark'},{arks / f'{s}.{job}.scp.tmp'}")
-               for s in streams}
     failed: dict[str, str] = {}
     frames: dict[str, int] = {}
     samples: dict[str, int] = {}
@@ -121,7 +124,12 @@ def _run_job(job: int, items: list, cfg_dict: dict, dump_dir: str, allow_pipes: 
     if show_progress:
         from tqdm import tqdm
         it = tqdm(items, desc="extract", unit="utt", file=sys.stderr)
+    writers = {}
+    target = arks / f"{streams[0]}.{job}.ark"  # the file being written, for the error message
     try:
+        for s in streams:
+            target = arks / f"{s}.{job}.ark"
+            writers[s] = kaldiio.WriteHelper(f"ark,scp:{target},{arks / f'{s}.{job}.scp.tmp'}")
         for utt, value, seg in it:
             try:
                 start, end = (seg[1], seg[2]) if seg else (None, None)
@@ -135,24 +143,62 @@ def _run_job(job: int, items: list, cfg_dict: dict, dump_dir: str, allow_pipes: 
                 if fail_fast:
                     break
                 continue
-            import numpy as np
             pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
+            target = arks / f"wav.{job}.ark"
             writers["wav"][utt] = (cfg.sample_rate, pcm)
             for s in cfg.streams:
+                target = arks / f"{s}.{job}.ark"
                 writers[s][utt] = feats[s]
             frames[utt] = int(feats[cfg.streams[0]].shape[0])
             samples[utt] = int(audio.shape[0])
+        for s in streams:
+            target = arks / f"{s}.{job}.ark"
+            writers.pop(s).close()  # flushes: a full disk may show only here
+    except OSError as exc:
+        # Disk full or unwritable: nothing of this job is kept (its marker is not written,
+        # so a rerun redoes it) and the error names the file and the cause.
+        error = OutputError.wrap(getattr(exc, "filename", None) or target, f"job {job}'s archive", exc)
+        _discard_job(exc, writers, [arks / f"{s}.{job}{ext}" for s in streams for ext in (".ark", ".scp.tmp")])
+        raise error from None
     finally:
         for w in writers.values():
-            w.close()
+            with contextlib.suppress(Exception):
+                w.close()
     for s in streams:
         os.replace(arks / f"{s}.{job}.scp.tmp", arks / f"{s}.{job}.scp")
     # surrogateescape, like the Kaldi tables: a reason may quote a non-UTF-8 path.
     text = {"frames": frames, "samples": samples, "failed": failed}
     for kind, table in text.items():
-        (arks / f"{kind}.{job}").write_text("".join(f"{u} {v}\n" for u, v in table.items()),
-                                            encoding="utf-8", errors="surrogateescape")
+        write_atomic(arks / f"{kind}.{job}", "".join(f"{u} {v}\n" for u, v in table.items())
+                     .encode("utf-8", errors="surrogateescape"), what=f"job {job}'s {kind} table")
     return {"ok": len(frames), "failed": failed}
+
+
+def _discard_job(exc: BaseException, writers: dict, files: list[Path]) -> None:
+    """Close a failed job's archives and delete its files, quietly.
+
+    kaldiio's half-written wav writer, held by the traceback's frames, rewrites its header
+    when collected and complains on stderr if the file is gone: free it first, with
+    "exception ignored" reports silenced, so the command's one error line stays alone.
+    """
+    import gc
+    import traceback
+
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None
+    try:
+        traceback.clear_frames(exc.__traceback__)
+        exc.__traceback__ = None
+        gc.collect()
+        for w in writers.values():
+            with contextlib.suppress(Exception):
+                w.close()
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    for f in files:
+        with contextlib.suppress(OSError):
+            f.unlink()
 
 
 def run(args) -> int:
@@ -183,6 +229,9 @@ def run(args) -> int:
             continue
         marker.unlink(missing_ok=True)
         todo.append((j, part, sig))
+    if todo:
+        # feats.yaml, written last, marks a complete dump: none while its tables change
+        (dump / "feats.yaml").unlink(missing_ok=True)
     t0 = time.time()
     if not todo:
         print(f"vocoder extract: {dump}: all {nj} jobs already complete, skipping (use --overwrite to redo)",
@@ -190,7 +239,7 @@ def run(args) -> int:
     elif len(todo) == 1:
         j, part, sig = todo[0]
         _run_job(j, part, cfg.to_dict(), str(dump), args.allow_pipes, args.fail_fast, True)
-        (arks / f".done.{j}").write_text(sig)
+        write_atomic(arks / f".done.{j}", sig, what=f"job {j}'s completion marker")
     else:
         # Fork on Linux: a job starts at once instead of importing torch again (seconds
         # per job, which ate the whole gain of --nj 2 on small sets). The parent has run
@@ -201,10 +250,17 @@ def run(args) -> int:
             pending = {j: (pool.apply_async(_run_job, (j, part, cfg.to_dict(), str(dump), args.allow_pipes,
                                                        args.fail_fast, False)), sig)
                        for j, part, sig in todo}
+            errors = []
             for j, (res, sig) in pending.items():
-                r = res.get()
-                (arks / f".done.{j}").write_text(sig)
+                try:
+                    r = res.get()
+                except Exception as exc:  # noqa: BLE001 - raised below, once every job has ended
+                    errors.append(exc)  # the other jobs finish (or clean up) and keep their markers
+                    continue
+                write_atomic(arks / f".done.{j}", sig, what=f"job {j}'s completion marker")
                 print(f"vocoder extract: job {j}/{nj}: {r['ok']} done, {len(r['failed'])} failed", file=sys.stderr)
+            if errors:
+                raise errors[0]
     # Merge the per-job tables of the current partition.
     streams = ["wav"] + list(cfg.streams)
     merged = {s: {} for s in streams}

@@ -17,13 +17,14 @@ dB to the loudness input, `--speaker` forces a speaker/instrument embedding, `--
 bypasses the learned reverb, `--reverb-from` replaces it with another checkpoint's
 learned reverb or an impulse response file (resampled to the model's rate; e.g. one
 written by `vocoder export-ir`), `--int8` quantises the network for faster CPU
-inference. Existing outputs are skipped unless --overwrite; an utterance that fails is
-reported and the others go on.
+inference. Existing outputs are skipped unless --overwrite, so a rerun after a crash
+writes only the missing wavs (each is written to a hidden temporary file and renamed, so
+a wav under its name is complete); an utterance that fails is reported and the others go
+on, but an output that cannot be written (disk full, unwritable OUT_DIR) stops the command.
 """
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -149,9 +150,12 @@ class MelScp:
         import kaldiio
         import yaml
 
+        from ..data.features import refuse_pipes
+
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: feats.scp not found")
+        refuse_pipes(self.path)
         self.scp = kaldiio.load_scp(str(self.path))
         self.utts = sorted(self.scp.keys(), key=lambda u: u.encode())
         if not self.utts:
@@ -176,6 +180,7 @@ def run(args) -> int:
 
     from ..audio import save_audio
     from ..data.features import FeatureDump
+    from ..outputs import OutputError, remove_stale_temps, write_atomic
     from ..training.checkpoint import load_model, resolve_checkpoint
     from ..training.trainer import resolve_device
 
@@ -215,6 +220,7 @@ def run(args) -> int:
         reverb = load_reverb(args.reverb_from, sample_rate=model.sample_rate, device=device)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out_dir, "*.wav")  # wavs a killed run was writing (never under their names)
     utts = source.utts[: args.utts] if args.utts else source.utts
     overwrite = args.overwrite or _made_by_other_checkpoint(out_dir, ckpt, state)
     failed, done, compute, audio_s = {}, 0, 0.0, 0.0
@@ -243,6 +249,8 @@ def run(args) -> int:
             audio_s += n / model.sample_rate
             save_audio(path, audio[:n], model.sample_rate)
             done += 1
+        except OutputError:
+            raise  # disk full or unwritable OUT: every item would fail; stop with the cause
         except (ValueError, OSError, RuntimeError) as exc:
             failed[utt] = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             print(f"vocoder synth: {utt}: {failed[utt]}", file=sys.stderr)
@@ -252,9 +260,7 @@ def run(args) -> int:
             "failed": failed, "compute_seconds": compute, "audio_seconds": audio_s,
             "rtf": compute / audio_s if audio_s else None, "device": str(device),
             "threads": torch.get_num_threads(), "batch": 1}
-    tmp = out_dir / "synth.json.tmp"
-    tmp.write_text(json.dumps(info, indent=1))
-    os.replace(tmp, out_dir / "synth.json")
+    write_atomic(out_dir / "synth.json", json.dumps(info, indent=1), what="the synthesis summary")
     rtf = f"RTF {info['rtf']:.4f}" if info["rtf"] else "nothing new synthesized"
     print(f"vocoder synth: {out_dir}: {done} written, {len(failed)} failed; {rtf} on {device}", file=sys.stderr)
     if failed and (args.fail_fast or done == 0):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from ..outputs import write_atomic
 from ..version import __version__
 
 CONFIG_VERSION = 1
@@ -57,12 +58,24 @@ def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
     return cfg
 
 
+def read_yaml(path):
+    """A YAML file's content via ``yaml.safe_load`` (plain data only: a tag such as
+    ``!!python/object`` is refused, never run); errors name the file and the line."""
+    with open(path, encoding="utf-8") as f:
+        try:
+            return yaml.safe_load(f)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+            problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+            raise ValueError(f"{where}: not a valid YAML config ({problem})") from None
+
+
 def load_config(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: config not found")
-    with open(path, encoding="utf-8") as f:
-        cfg = yaml.safe_load(f) or {}
+    cfg = read_yaml(path) or {}
     if not isinstance(cfg, dict) or "model" not in cfg:
         raise ValueError(f"{path}: config needs a `model:` section")
     version = int(cfg.get("version", CONFIG_VERSION))
@@ -161,10 +174,7 @@ def run(args) -> int:
     valid_set = (CropDataset(args.valid_dump, streams=streams, crop_frames=crop, speakers=speakers, fixed=True)
                  if args.valid_dump else None)
     if rank == 0:
-        exp.mkdir(parents=True, exist_ok=True)
-        tmp = exp / "config.yaml.tmp"
-        tmp.write_text(yaml.safe_dump(cfg, sort_keys=False))
-        os.replace(tmp, exp / "config.yaml")
+        write_atomic(exp / "config.yaml", yaml.safe_dump(cfg, sort_keys=False), what="the resolved config")
         n_params = sum(p.numel() for p in model.parameters())
         print(f"vocoder train: {cfg['model']['name']} with {n_params / 1e6:.2f} M parameters on {device}; "
               f"{len(train_set.utts)} training utterances ({train_set.total_frames * model.hop_length / model.sample_rate:.0f} s)",
@@ -180,7 +190,7 @@ def run(args) -> int:
     if rank == 0:
         summary["steps_per_s"] = summary["steps"] / max(summary["seconds"], 1e-9)
         summary["device"] = str(device)
-        (exp / "train_summary.json").write_text(json.dumps(summary, indent=1))
+        write_atomic(exp / "train_summary.json", json.dumps(summary, indent=1), what="the training summary")
         print(f"vocoder train: done at step {summary['steps']}; last loss {summary['last_loss']:.4f}, "
               f"valid loss {summary.get('valid_loss', float('nan')):.4f}", file=sys.stderr)
     if torch.distributed.is_available() and torch.distributed.is_initialized():

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,18 +211,18 @@ def read_wav_entry(value: str, *, sample_rate: int | None, allow_pipes: bool = F
         except Exception as exc:
             raise AudioError(f"{label}: pipe output is not audio ({str(exc).splitlines()[0]})") from None
         x = check_audio(data.mean(axis=1), name=label)
-        if sample_rate and sr != sample_rate:
-            import soxr
-            x, sr = soxr.resample(x, sr, sample_rate).astype(np.float32), sample_rate
+        if start_s is not None:
+            a = int(round(start_s * sr))
+            b = x.size if end_s is None or end_s < 0 else int(round(end_s * sr))
+            if a >= x.size or b <= a:
+                raise AudioError(f"{label}: segment {start_s}-{end_s} s lies outside the recording "
+                                 f"({x.size / sr:.2f} s)")
+            x = x[a:b]
     else:
-        x, sr = load_audio(value, sample_rate=None)
-    if start_s is not None:
-        a = int(round(start_s * sr))
-        b = x.size if end_s is None or end_s < 0 else int(round(end_s * sr))
-        if a >= x.size or b <= a:
-            raise AudioError(f"{label}: segment {start_s}-{end_s} s lies outside the recording "
-                             f"({x.size / sr:.2f} s)")
-        x = x[a:b]
+        # A segment is read by seeking in the file: only its samples are loaded, however
+        # long the recording (extract holds one segment at a time, not the recording).
+        x, sr = load_audio(value, sample_rate=None, start_s=start_s,
+                           end_s=end_s if start_s is not None else None)
     if sample_rate and sr != sample_rate:
         import soxr
         x, sr = soxr.resample(x, sr, sample_rate).astype(np.float32), sample_rate
@@ -256,6 +255,8 @@ class FeatureDump:
         missing = [s for s in self.streams if s not in available]
         if missing:
             raise FileNotFoundError(f"{self.path}: streams {missing} not in the dump (have {available})")
+        for s in self.streams:
+            refuse_pipes(self.path / f"{s}.scp")
         self._scp = {s: kaldiio.load_scp(str(self.path / f"{s}.scp")) for s in self.streams}
         keys = None
         for s in self.streams:
@@ -294,6 +295,18 @@ class FeatureDump:
         return out
 
 
+def refuse_pipes(scp: Path) -> None:
+    """Raise ValueError if a script file holds a shell command (``cmd |``), which
+    ``kaldiio.load_scp`` would run when the entry is read: feature tables are read only
+    from archives and files (wav.scp pipes run only in ``vocoder extract --allow-pipes``)."""
+    with open(scp, encoding="utf-8", errors="surrogateescape") as f:
+        for n, line in enumerate(f, start=1):
+            parts = line.split(maxsplit=1)
+            if len(parts) == 2 and parts[1].rstrip().endswith("|"):
+                raise ValueError(f"{scp}:{n}: entry '{parts[0]}' is a shell command ({parts[1].strip()!r}); "
+                                 "feature tables are not run as commands, write the features to an ark first")
+
+
 def _read_kv(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
@@ -307,7 +320,7 @@ def _read_kv(path: Path) -> dict[str, str]:
 
 def write_meta(path: Path, cfg: FeatureConfig, **extra) -> None:
     """Write feats.yaml atomically."""
+    from ..outputs import write_atomic
+
     text = yaml.safe_dump({"version": FEATURE_FORMAT_VERSION, "features": cfg.to_dict(), **extra}, sort_keys=False)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomic(path, text, what="the dump's settings")

@@ -250,15 +250,10 @@ def _format_value(key: str, value: str | Sequence[str]) -> str:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-    try:
-        # open() honours the umask, unlike tempfile's 0600.
-        with open(tmp, "w", encoding=_ENCODING, errors=_ERRORS, newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    from ..outputs import write_atomic
+
+    # temp file + fsync + rename; a failure is an OutputError naming the file
+    write_atomic(path, text.encode(_ENCODING, _ERRORS), what="table")
 
 
 def write_table(path: PathLike, mapping: Mapping[str, str | Sequence[str]]) -> None:

@@ -9,46 +9,47 @@ reads them; older checkpoints lack the key). Files are named
 """
 from __future__ import annotations
 
-import os
+import io
+import pickle
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 
+from ..outputs import remove_stale_temps, write_atomic
 from ..version import __version__
 
 __all__ = ["save_checkpoint", "load_checkpoint", "list_checkpoints", "latest_checkpoint", "load_model",
-           "resolve_checkpoint", "CHECKPOINT_FORMAT"]
+           "resolve_checkpoint", "remove_partial_checkpoints", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = 1
 _NAME = re.compile(r"^step_(\d+)\.pt$")
 
 
 def save_checkpoint(path, state: dict, *, keep_last: int | None = None) -> Path:
-    """Write ``state`` to ``path`` atomically (temp file in the same dir + fsync + rename).
+    """Write ``state`` to ``path`` atomically (see :func:`vocoder.outputs.write_atomic`).
 
-    With ``keep_last``, older ``step_*.pt`` files in the same directory beyond the newest
-    ``keep_last`` are deleted afterwards.
+    The state is serialised in memory first, so a full disk gives an
+    :class:`~vocoder.outputs.OutputError` naming the file and the cause (``torch.save``
+    straight to a file reports it as an opaque "unexpected pos"), and the file appears
+    under ``path`` only when complete. With ``keep_last``, older ``step_*.pt`` files in the
+    same directory beyond the newest ``keep_last`` are deleted afterwards.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {**state, "version": __version__, "format": CHECKPOINT_FORMAT}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_atomic(path, buffer.getbuffer(), what="checkpoint")
+    del buffer
     if keep_last:
         for old in list_checkpoints(path.parent)[:-keep_last]:
             old.unlink(missing_ok=True)
     return path
+
+
+def remove_partial_checkpoints(directory) -> list[Path]:
+    """Delete temporary files of checkpoint writes that were killed (``.step_*.pt.*.tmp``)."""
+    return remove_stale_temps(directory, "step_*.pt")
 
 
 def list_checkpoints(directory) -> list[Path]:
@@ -67,6 +68,12 @@ def load_checkpoint(path, *, map_location="cpu") -> dict:
         raise FileNotFoundError(f"{path}: checkpoint not found")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # weights_only=True refused a global (a class or function): never loaded otherwise
+        lines = [x.strip() for x in str(exc).splitlines() if x.strip()]
+        detail = next((x for x in lines if "GLOBAL" in x or "global" in x), lines[-1] if lines else "")
+        raise ValueError(f"{path}: not a readable checkpoint (refused: it holds objects other than tensors "
+                         f"and plain containers, which are never unpickled; {detail.rstrip('.')})") from None
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"{path}: not a readable checkpoint ({first})") from None

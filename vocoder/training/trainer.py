@@ -16,7 +16,8 @@ examples with the multi-scale spectral loss, plus the model's own ``aux_loss`` w
   and TensorBoard;
 * clips gradients, decays the learning rate exponentially after a warm-up;
 * writes atomic checkpoints every ``checkpoint_interval`` steps keeping the last
-  ``keep_last``, and resumes from the newest complete one at its step;
+  ``keep_last``, and resumes from the newest complete one at its step (a run killed
+  mid-write leaves only a hidden temporary file, removed when training starts again);
 * skips steps whose loss or gradients are not finite, counts them, names the step and
   the utterances of the batch, and stops after ``max_nonfinite_in_row`` in a row.
 """
@@ -34,7 +35,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..losses import MultiScaleSpectralLoss
-from .checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    remove_partial_checkpoints,
+    save_checkpoint,
+)
 
 __all__ = ["TrainConfig", "Trainer", "resolve_device", "NonFiniteLossError"]
 
@@ -266,6 +273,8 @@ class Trainer:
         """Run until ``max_steps``; returns a summary dict (steps, seconds, losses)."""
         if self.is_main:
             self.exp_dir.mkdir(parents=True, exist_ok=True)
+            for p in remove_partial_checkpoints(self.ckpt_dir):  # left by a run killed mid-write
+                print(f"vocoder train: removed {p}, a checkpoint write that did not finish", file=sys.stderr)
             from torch.utils.tensorboard import SummaryWriter
             self.writer = SummaryWriter(str(self.exp_dir / "tensorboard"), purge_step=self.step or None)
         cfg = self.cfg
