@@ -1,0 +1,1 @@
+../../../recipes/templates/path.sh
