@@ -18,7 +18,9 @@ on the whole utterance with 1 and 2 torch threads, and DDSP pipelined
 (vocoder.streaming.synthesize_pipelined: encoder, decoder and synthesizers in three
 threads over 64-frame chunks, 1 torch thread each; same output as the forward). Streaming (vocoder.streaming, 1 thread):
 blocks of 256 samples, per-call compute percentiles and the algorithmic latency. Exported
-(TorchScript DDSP, 1 thread): 4 frames per call.
+(TorchScript DDSP, 1 thread): 4 frames per call. ``ddsp_int8``: the GRU and Linear
+layers dynamically quantised to int8 (``vocoder synth --int8``), with its output's
+difference from float32.
 
     python benchmarks/inference_speed.py            # 5 rounds
     python benchmarks/inference_speed.py --quick    # 2 rounds (< 60 s)
@@ -107,6 +109,8 @@ def main() -> None:
     x["speaker"] = torch.tensor([0])
     xm = {"mel": torch.from_numpy(np.ascontiguousarray(feats["mel"])).float()[None]}
     ddsp, mel = ddsp_model(), mel_model()
+    from vocoder.cli.synth import quantize_dynamic_int8
+    ddsp_int8 = quantize_dynamic_int8(ddsp_model())  # vocoder synth --int8
     with tempfile.TemporaryDirectory() as tmp:
         ts_path = os.path.join(tmp, "ddsp.ts")
         export_torchscript(ddsp, ts_path)
@@ -123,6 +127,7 @@ def main() -> None:
     configs = {
         "pyworld": (1, lambda: pyworld.synthesize(wf0, sp, ap, SR, frame_period=period)),
         "ddsp_t1": (1, lambda: ddsp(x)), "ddsp_t2": (2, lambda: ddsp(x)),
+        "ddsp_int8_t2": (2, lambda: ddsp_int8(x)),
         "ddsp_pipelined": (1, lambda: synthesize_pipelined(ddsp, xp, speaker=0)),
         "mel_t1": (1, lambda: mel(xm)), "mel_t2": (2, lambda: mel(xm)),
         "ddsp_exported_t1": (1, run_exported),
@@ -147,8 +152,12 @@ def main() -> None:
                 stream_calls[name].append(calls)
                 latency[name] = 1000.0 * stream.latency_samples / SR
     seconds = frames * HOP / SR
+    with torch.inference_mode():  # int8 output against float32 (same noise)
+        ref = ddsp(x, generator=torch.Generator().manual_seed(0))["audio"]
+        q = ddsp_int8(x, generator=torch.Generator().manual_seed(0))["audio"]
+    int8_error_db = 20.0 * float(torch.log10((q - ref).norm() / ref.norm()))
     result = {"benchmark": "inference_speed", "audio_seconds": seconds, "sample_rate": SR, "hop_length": HOP,
-              "rounds": repeat, **machine_info(2)}
+              "rounds": repeat, "ddsp_int8_error_db": int8_error_db, **machine_info(2)}
     for name, ts in times.items():
         result[f"{name}_rtf"] = best_of(ts) / seconds
     for name, rounds in stream_calls.items():
@@ -173,6 +182,8 @@ def main() -> None:
         print(f"  {name:5s} stream, 256-sample blocks: RTF {result[f'{name}_stream256_rtf']:.4f}, per call p50 "
               f"{result[f'{name}_stream256_p50_ms']:.2f} ms, p99 {result[f'{name}_stream256_p99_ms']:.2f} ms "
               f"(budget {result['stream_block_budget_ms']:.1f} ms), latency {result[f'{name}_stream_latency_ms']:.1f} ms")
+    print(f"  ddsp  offline int8 (vocoder synth --int8), 2 threads: RTF {result['ddsp_int8_t2_rtf']:.4f} "
+          f"(output {int8_error_db:.1f} dB from float32)")
     print(f"  ddsp  offline pipelined (network and DSP on 2 threads): RTF {result['ddsp_pipelined_rtf']:.4f}")
     print(f"  ddsp TorchScript export, 4 frames per call: RTF {result['ddsp_exported_t1_rtf']:.4f}")
     emit(result)
