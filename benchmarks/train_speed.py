@@ -5,7 +5,8 @@ acids-ircam/ddsp_pytorch-style baseline.
 Reference configuration: 16 kHz, hop 160 (10 ms; ddsp_pytorch's ``block_size``),
 100 harmonics, 65 noise bands, decoder MLPs of 3 x 512 and a 512-unit GRU, 1 s
 learned reverb, float32, batches of 16 x 4 s and 16 x 1 s (and the peak memory of a
-16 x 2 s step), 2 threads by default.
+16 x 2 s step, also with ``checkpoint_mlps``: the decoder MLPs' activations recomputed in
+backward), 2 threads by default.
 
 One step is what :class:`vocoder.training.trainer.Trainer` does per batch on CPU:
 forward, multi-scale spectral loss (the trainer's FFT sizes 2048 ... 64), backward,
@@ -305,7 +306,18 @@ class AcidsRunner:
         return self.model(inputs["pitch"], inputs["loudness"])
 
 
+class OursCheckpointedRunner(OursRunner):
+    """Ours with ``checkpoint_mlps: true`` (MLP activations recomputed in backward)."""
+
+    name = "ours_ckpt"
+
+    def __init__(self, batch_size: int = 16):
+        super().__init__(batch_size)
+        self.model.checkpoint_mlps = True
+
+
 RUNNERS = {"ours": OursRunner, "baseline": AcidsRunner}
+MEMORY_RUNNERS = {**RUNNERS, "ours_ckpt": OursCheckpointedRunner}
 
 
 def _tag(batch: int, seconds: float) -> str:
@@ -329,7 +341,7 @@ def time_interleaved(runners: dict, inputs: dict, *, steps: int, warmup: int) ->
 def measure_memory(impl: str, batch: int, seconds: float, threads: int) -> dict:
     """Child-process entry: peak RSS growth of one training step at (batch, seconds)."""
     torch.set_num_threads(threads)
-    runner = RUNNERS[impl](batch)
+    runner = MEMORY_RUNNERS[impl](batch)
     # A small warm-up step allocates the optimiser state and loads the kernels.
     runner.step(runner.inputs(make_batch(2, 1.0, seed=1)))
     inputs = runner.inputs(make_batch(batch, seconds))
@@ -369,7 +381,8 @@ def main() -> None:
     # threads can keep spinning and slow a child down on a 2-core machine.
     memory = {(name, batch, seconds): run_child(__file__, ["--threads", str(args.threads), "--variant",
                                                            args.variant, "--_memory", name, str(batch), str(seconds)])
-              for batch, seconds in SHAPES + MEMORY_ONLY_SHAPES for name in RUNNERS}
+              for batch, seconds in SHAPES + MEMORY_ONLY_SHAPES
+              for name in (MEMORY_RUNNERS if (batch, seconds) in MEMORY_ONLY_SHAPES else RUNNERS)}
     runners = {name: cls() for name, cls in RUNNERS.items()}
     result["ours_parameters"] = sum(p.numel() for p in runners["ours"].model.parameters())
     result["baseline_parameters"] = sum(p.numel() for p in runners["baseline"].model.parameters())
@@ -456,11 +469,14 @@ def main() -> None:
         result[f"memory_ratio_{tag}"] = result[f"ours_{tag}_peak_mb"] / result[f"baseline_{tag}_peak_mb"]
     for batch, seconds in MEMORY_ONLY_SHAPES:
         tag = _tag(batch, seconds)
-        for name in RUNNERS:
+        for name in MEMORY_RUNNERS:
             result[f"{name}_{tag}_peak_mb"] = memory[(name, batch, seconds)]["peak_mb"]
         result[f"memory_ratio_{tag}"] = result[f"ours_{tag}_peak_mb"] / result[f"baseline_{tag}_peak_mb"]
-        print(f"{tag}: train step peak memory ours {result[f'ours_{tag}_peak_mb']:.0f} MB, baseline "
-              f"{result[f'baseline_{tag}_peak_mb']:.0f} MB (x{result[f'memory_ratio_{tag}']:.2f})", file=sys.stderr)
+        result[f"memory_ratio_ckpt_{tag}"] = result[f"ours_ckpt_{tag}_peak_mb"] / result[f"baseline_{tag}_peak_mb"]
+        print(f"{tag}: train step peak memory ours {result[f'ours_{tag}_peak_mb']:.0f} MB "
+              f"(x{result[f'memory_ratio_{tag}']:.2f}), with checkpoint_mlps {result[f'ours_ckpt_{tag}_peak_mb']:.0f} MB "
+              f"(x{result[f'memory_ratio_ckpt_{tag}']:.2f}); baseline {result[f'baseline_{tag}_peak_mb']:.0f} MB",
+              file=sys.stderr)
     for batch, seconds in SHAPES:
         tag = _tag(batch, seconds)
         result[f"speedup_audio_s_per_s_{tag}"] = (result[f"ours_{tag}_audio_s_per_s"]

@@ -296,3 +296,22 @@ def test_room_reverb_option():
     assert all(p.grad is not None for p in model.reverb.parameters() if p.requires_grad)
     with pytest.raises(ValueError, match="reverb_type must be 'fir' or 'room'"):
         build_model("ddsp", reverb_type="hall", **kw)
+
+
+def test_checkpoint_mlps_gives_the_same_gradients():
+    """Activation checkpointing of the MLPs changes memory, not the numbers."""
+    import torch
+
+    from vocoder.models.ddsp import DDSP
+    grads = []
+    for ck in (False, True):
+        torch.manual_seed(0)
+        m = DDSP(sample_rate=16000, hop_length=160, n_harmonics=16, n_noise_bands=17, hidden_size=32, gru_size=32,
+                 mlp_layers=2, z_dim=4, n_mfcc=8, reverb=False, checkpoint_mlps=ck).train()
+        n = 30
+        x = {"f0": torch.full((2, n), 150.0), "vuv": torch.ones(2, n), "loudness": torch.full((2, n), -30.0),
+             "mfcc": torch.randn(2, n, 8, generator=torch.Generator().manual_seed(1))}
+        out = m(x, generator=torch.Generator().manual_seed(2))
+        out["audio"].pow(2).sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in m.parameters() if p.grad is not None]))
+    assert grads[0].numel() == grads[1].numel() and torch.allclose(grads[0], grads[1], rtol=1e-5, atol=1e-7)

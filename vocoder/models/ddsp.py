@@ -101,6 +101,10 @@ class DDSP(nn.Module):
             learned) or ``"instance"`` (per utterance and coefficient over time, then
             learned: removes the static spectral colour that identifies a speaker, for
             voice conversion).
+        checkpoint_mlps: in training, recompute the decoder MLPs' activations in the
+            backward pass instead of storing them (activation checkpointing): the same
+            gradients, about a third less training memory (the MLP activations are most
+            of what a step holds besides the loss), a little more compute.
     """
 
     input_streams = ("f0", "vuv", "loudness", "mfcc")
@@ -111,7 +115,8 @@ class DDSP(nn.Module):
                  use_vuv: bool = True, gate_unvoiced: bool = True, reverb: bool = True,
                  reverb_duration_s: float = 1.0, speakers: list[str] | None = None,
                  reverb_type: str = "fir", reverb_lr_scale: float = 10.0,
-                 harmonic_head: str = "distribution", n_envelope: int = 40, encoder_norm: str = "layer"):
+                 harmonic_head: str = "distribution", n_envelope: int = 40, encoder_norm: str = "layer",
+                 checkpoint_mlps: bool = False):
         super().__init__()
         self.sample_rate = int(sample_rate)
         self.hop_length = int(hop_length)
@@ -131,6 +136,7 @@ class DDSP(nn.Module):
         if harmonic_head == "envelope" and self.n_envelope < 2:
             raise ValueError(f"n_envelope must be at least 2, got {n_envelope}")
         self.encoder_norm = encoder_norm
+        self.checkpoint_mlps = bool(checkpoint_mlps)
         n_speakers = max(int(n_speakers), len(self.speakers))
         self.n_speakers = n_speakers
         if self.z_dim > 0:
@@ -211,7 +217,7 @@ class DDSP(nn.Module):
         }
         if self.z_dim > 0:
             feats["z"] = inputs["z"] if "z" in inputs else self.encode(inputs["mfcc"])
-        hidden = [self.input_mlps[k](v) for k, v in feats.items()]
+        hidden = [self._mlp(self.input_mlps[k], v) for k, v in feats.items()]
         x = torch.cat(hidden, dim=-1)
         if self.n_speakers > 0:
             spk = inputs.get("speaker_embedding")
@@ -223,7 +229,7 @@ class DDSP(nn.Module):
                 spk = torch.where((idx >= 0).unsqueeze(-1), known, mean)
             x = torch.cat([x, spk.unsqueeze(1).expand(-1, x.shape[1], -1)], dim=-1)
         g, _ = self.gru(x)
-        y = self.out(self.out_mlp(torch.cat([g, hidden[0], hidden[1]], dim=-1)))
+        y = self.out(self._mlp(self.out_mlp, torch.cat([g, hidden[0], hidden[1]], dim=-1)))
         n_shape = self.n_envelope or self.n_harmonics
         shape = y[..., 1:1 + n_shape]
         out = {"amplitude": y[..., :1], "noise_magnitudes": y[..., 1 + n_shape:], "z": feats.get("z")}
@@ -233,6 +239,12 @@ class DDSP(nn.Module):
         else:
             out["harmonic_distribution"] = shape
         return out
+
+    def _mlp(self, mlp: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if self.checkpoint_mlps and self.training and torch.is_grad_enabled():
+            from torch.utils.checkpoint import checkpoint
+            return checkpoint(mlp, x, use_reentrant=False)
+        return mlp(x)
 
     def envelope_at_harmonics(self, envelope: torch.Tensor, f0_hz: torch.Tensor) -> torch.Tensor:
         """Read a (batch, frames, n_envelope) envelope at the harmonics of f0.
