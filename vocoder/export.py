@@ -130,10 +130,7 @@ class DDSPStreamStep(nn.Module):
                 ir = m.reverb.impulse_response().detach().float()
         else:
             ir = torch.zeros(1)
-        n_parts = -(-ir.numel() // self.hop)
-        parts = F.pad(ir, (0, n_parts * self.hop - ir.numel())).reshape(n_parts, self.hop)
-        self.n_parts = n_parts
-        self.register_buffer("ir_spectra", torch.fft.rfft(parts, n=2 * self.hop).flip(0))
+        self.reverb = _PartitionedReverb(ir, self.hop, self.batch)
         # -- state ------------------------------------------------------------------------------
         b = self.batch
         self.register_buffer("h_dec", torch.zeros(1, b, m.gru.hidden_size))
@@ -148,8 +145,6 @@ class DDSPStreamStep(nn.Module):
         self.register_buffer("noise_next", torch.zeros(b, self.hop))
         self.register_buffer("acc", torch.zeros(b, self.conv_length + 2 * self.hop))
         self.register_buffer("harm", torch.zeros(b, 3 * self.hop))
-        self.register_buffer("rev_delay", torch.zeros(b, n_parts, self.hop + 1, dtype=torch.complex64))
-        self.register_buffer("rev_prev", torch.zeros(b, self.hop))
 
     @torch.jit.export
     def reset(self):
@@ -166,8 +161,7 @@ class DDSPStreamStep(nn.Module):
         self.noise_next.zero_()
         self.acc.zero_()
         self.harm.zero_()
-        self.rev_delay.zero_()
-        self.rev_prev.zero_()
+        self.reverb.reset()
 
     # -- network ----------------------------------------------------------------------------
     def _controls(self, f0: torch.Tensor, vuv: torch.Tensor, loudness: torch.Tensor, mfcc: torch.Tensor):
@@ -257,14 +251,7 @@ class DDSPStreamStep(nn.Module):
         out = self.harm[:, : self.hop] + self.acc[:, : self.hop]
         self.harm.copy_(torch.cat([self.harm[:, self.hop:], torch.zeros_like(self.harm[:, : self.hop])], dim=1))
         self.acc.copy_(torch.cat([self.acc[:, self.hop:], torch.zeros_like(self.acc[:, : self.hop])], dim=1))
-        if self.has_reverb:
-            spec = torch.fft.rfft(torch.cat([self.rev_prev, out], dim=-1), n=2 * self.hop)
-            line = torch.cat([self.rev_delay[:, 1:], spec.unsqueeze(1)], dim=1)
-            self.rev_delay.copy_(line)
-            y = (line * self.ir_spectra).sum(dim=1)
-            self.rev_prev.copy_(out)
-            out = torch.fft.irfft(y, n=2 * self.hop)[:, self.hop:]
-        return out
+        return self.reverb(out) if self.has_reverb else out
 
     def forward(self, f0: torch.Tensor, vuv: torch.Tensor, loudness: torch.Tensor, mfcc: torch.Tensor,
                 noise: Optional[torch.Tensor] = None) -> torch.Tensor:
