@@ -154,6 +154,13 @@ def test_data_dir_wrappers_from_a_recipe_dir(egs):
 
     r = bash("utils/subset_data_dir.sh --first data/train 2 data/first2", cwd=egs, check=True)
     assert (egs / "data/first2/utt2spk").read_text().count("\n") == 2
+    # the first N utterances of every speaker (the recipes' debug subsets), nothing else left there
+    bash("utils/subset_data_dir.sh --per-spk 2 data/train data/debug/train", cwd=egs, check=True)
+    assert (egs / "data/debug/train/spk2utt").read_text() == (
+        "spk0 spk0_utt0 spk0_utt2\nspk1 spk1_utt1 spk1_utt3\n")
+    assert sorted(p.name for p in (egs / "data/debug/train").iterdir()) == ["spk2utt", "text", "utt2spk", "wav.scp"]
+    r = bash("utils/subset_data_dir.sh --per-spk two data/train data/x", cwd=egs)
+    assert r.returncode == 1 and "N must be a number" in r.stderr
 
     with open(egs / "data/train/wav.scp", "a") as f:
         f.write("zzz_extra /audio/z.wav\n")

@@ -85,10 +85,7 @@ if (( stage <= 0 && 0 <= stop_stage )); then
       # The first 3 (train) or 1 (dev, eval) utterances of every voice; the eval sentence
       # is the same for all voices (parallel data), so every pair can be scored.
       if [[ $s == train ]]; then n=3; else n=1; fi
-      mkdir -p "$datadir"
-      awk -v n="$n" '{for (i = 2; i <= n + 1 && i <= NF; i++) print $i}' "data/$s/spk2utt" \
-        | sort > "$datadir/$s.list"
-      utils/subset_data_dir.sh --utt-list "$datadir/$s.list" "data/$s" "$datadir/$s"
+      utils/subset_data_dir.sh --per-spk "$n" "data/$s" "$datadir/$s"
     fi
   done
 fi

@@ -66,10 +66,7 @@ if (( stage <= 0 && 0 <= stop_stage )); then
       # First 3 (train) or 1 (dev, eval) utterances of every voice; the eval sentence is
       # the same for all voices (parallel data), so every pair can be scored.
       if [[ $s == train ]]; then n=3; else n=1; fi
-      mkdir -p "$datadir"
-      awk -v n="$n" '{for (i = 2; i <= n + 1 && i <= NF; i++) print $i}' "data/${d}_${s}/spk2utt" \
-        | sort > "$datadir/${d}_${s}.list"
-      utils/subset_data_dir.sh --utt-list "$datadir/${d}_${s}.list" "data/${d}_${s}" "$datadir/${d}_${s}"
+      utils/subset_data_dir.sh --per-spk "$n" "data/${d}_${s}" "$datadir/${d}_${s}"
     fi
   done
 fi
