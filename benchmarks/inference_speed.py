@@ -19,8 +19,7 @@ on the whole utterance with 1 and 2 torch threads, and DDSP pipelined
 threads over 64-frame chunks, 1 torch thread each; same output as the forward). Streaming (vocoder.streaming, 1 thread):
 blocks of 256 samples, per-call compute percentiles and the algorithmic latency. ``ddsp_overlap``:
 ``forward(overlap=True)``, the MFCC encoder GRU a 128-frame chunk ahead of the decoder in a
-second thread, both single-threaded, then the synthesizers on 2 threads (what ``vocoder
-synth`` does on the CPU; same output). Exported
+second thread, both single-threaded, then the synthesizers on 2 threads (same output). Exported
 (TorchScript DDSP, 1 thread): 4 frames per call. ``ddsp_int8``: the GRU and Linear
 layers dynamically quantised to int8 (``vocoder synth --int8``), with its output's
 difference from float32.
@@ -186,8 +185,7 @@ def main() -> None:
         print(f"  {name:5s} stream, 256-sample blocks: RTF {result[f'{name}_stream256_rtf']:.4f}, per call p50 "
               f"{result[f'{name}_stream256_p50_ms']:.2f} ms, p99 {result[f'{name}_stream256_p99_ms']:.2f} ms "
               f"(budget {result['stream_block_budget_ms']:.1f} ms), latency {result[f'{name}_stream_latency_ms']:.1f} ms")
-    print(f"  ddsp  offline, encoder a chunk ahead in a 2nd thread (forward(overlap=True), vocoder synth's "
-          f"default on CPU): RTF {result['ddsp_overlap_t2_rtf']:.4f}")
+    print(f"  ddsp  offline, encoder a chunk ahead in a 2nd thread (forward(overlap=True)): RTF {result['ddsp_overlap_t2_rtf']:.4f}")
     print(f"  ddsp  offline int8 (vocoder synth --int8), 2 threads: RTF {result['ddsp_int8_t2_rtf']:.4f} "
           f"(output {int8_error_db:.1f} dB from float32)")
     print(f"  ddsp  offline pipelined (network and DSP on 2 threads): RTF {result['ddsp_pipelined_rtf']:.4f}")

@@ -296,7 +296,8 @@ def dump_values(dump: Path) -> dict:
 def extract_kill(root: Path, *, seed: int = 0, when: str = "after-job-1", utt_s: float = 0.5) -> dict:
     """`vocoder extract --nj 2` SIGKILLed, then rerun; compared with an uninterrupted run.
 
-    Job 2's utterances (the last three) are read only after job 1's completion marker
+    Job 2's utterances (every second one in sorted order: extract deals them out
+    round-robin) are read only after job 1's completion marker
     appears, ``utt_s`` seconds each, so with ``when="after-job-1"`` the kill comes 0-0.3 s
     after that marker, while job 2 is running;
     ``when="random"`` kills 0.5-3.5 s after the start.
@@ -305,7 +306,7 @@ def extract_kill(root: Path, *, seed: int = 0, when: str = "after-job-1", utt_s:
     data = make_data(root)
     dump, arks = root / "dump", root / "dump" / "arks"
     args = ["extract", data, dump, "--nj", 2, "--streams", STREAMS]
-    proc = start(args, log=root / "extract.log", SLOW_UTTS=",".join(u for u, _, _ in UTTS[3:]), SLOW_UTT_S=utt_s,
+    proc = start(args, log=root / "extract.log", SLOW_UTTS=",".join(sorted(u for u, _, _ in UTTS)[1::2]), SLOW_UTT_S=utt_s,
                  SLOW_AFTER=arks / ".done.1")
     if when == "after-job-1":
         wait_for((arks / ".done.1").exists, proc)

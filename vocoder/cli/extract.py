@@ -220,7 +220,10 @@ def run(args) -> int:
     arks = dump / "arks"
     arks.mkdir(parents=True, exist_ok=True)
     nj = max(1, min(args.nj, len(items)))
-    slices = [items[len(items) * j // nj: len(items) * (j + 1) // nj] for j in range(nj)]
+    # Round-robin: job j takes utterances j, j + nj, ... A data dir is sorted by speaker,
+    # and contiguous blocks would give one job the slow voices (long utterances, low f0)
+    # and the other the fast ones.
+    slices = [items[j::nj] for j in range(nj)]
     todo = []
     for j, part in enumerate(slices, start=1):
         marker = arks / f".done.{j}"

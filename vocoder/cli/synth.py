@@ -85,10 +85,7 @@ def synthesize_utterance(model, feats: dict, *, speaker_index: int | None, f0_sh
             inputs["speaker_embedding"] = speaker_embedding.reshape(1, -1).to(device)
     g = torch.Generator(device="cpu").manual_seed(seed)
     with torch.inference_mode():
-        kwargs = {}
-        if getattr(model, "z_dim", 0) and torch.device(device).type == "cpu":
-            kwargs["overlap"] = True  # DDSP: encoder and decoder GRUs on two cores (same output)
-        out = model(inputs, generator=g, dry=dry or reverb is not None, **kwargs)
+        out = model(inputs, generator=g, dry=dry or reverb is not None)
         audio = out["audio"] if reverb is None else reverb(out["dry_audio"])
     return audio[0].float().cpu().numpy()
 
