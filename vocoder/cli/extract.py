@@ -106,9 +106,38 @@ def _single_threaded_children():
                 os.environ[k] = v
 
 
+@contextlib.contextmanager
+def _quiet_wave_writer_finalizers():
+    """Drop "Exception ignored in Wave_write.__del__" reports while a job writes.
+
+    When a write to a wav archive fails (disk full), kaldiio's wav writer tries to fix
+    its header again when it is collected and fails the same way; that second failure is
+    reported on stderr as an "exception ignored" traceback, beside the job's one error
+    line. Other unraisable exceptions are reported as usual.
+    """
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if isinstance(unraisable.exc_value, OSError) and "Wave_write" in repr(unraisable.object):
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
+
+
 def _run_job(job: int, items: list, cfg_dict: dict, dump_dir: str, allow_pipes: bool, fail_fast: bool,
              show_progress: bool) -> dict:
     """Process one slice of utterances; returns {"ok": n, "failed": {utt: reason}}."""
+    with _quiet_wave_writer_finalizers():
+        return _job(job, items, cfg_dict, dump_dir, allow_pipes, fail_fast, show_progress)
+
+
+def _job(job: int, items: list, cfg_dict: dict, dump_dir: str, allow_pipes: bool, fail_fast: bool,
+         show_progress: bool) -> dict:
     import kaldiio
     import numpy as np
     import torch
