@@ -26,6 +26,8 @@ die() {
   echo "$prog: $*" >&2
   exit 1
 }
+# shellcheck source-path=SCRIPTDIR source=job_lib.sh
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/job_lib.sh"
 
 # (GNU nproc would report OMP_NUM_THREADS instead of the CPUs when it is set)
 max_jobs=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
@@ -51,11 +53,7 @@ done
 job_var=""
 first=1
 last=1
-if [[ $# -gt 0 && "$1" =~ ^([A-Za-z_][A-Za-z0-9_]*)=([0-9]+)(:([0-9]+))?$ ]]; then
-  job_var=${BASH_REMATCH[1]}
-  first=$((10#${BASH_REMATCH[2]}))
-  last=$((10#${BASH_REMATCH[4]:-${BASH_REMATCH[2]}}))
-  (( first <= last )) || die "empty job range $1"
+if parse_job_range "${1:-}"; then
   shift
 fi
 if [[ $# -lt 2 ]]; then
@@ -65,23 +63,6 @@ fi
 log_template=$1
 shift
 n_jobs=$((last - first + 1))
-
-# The command line of one job: arguments quoted for bash, shell operators left bare.
-quote_command() {
-  local arg out=""
-  for arg in "$@"; do
-    case "$arg" in
-      '|'|'||'|'&&'|';'|'>'|'>>'|'<'|'2>'|'2>>'|'2>&1'|'|&') out+="$arg " ;;
-      *)
-        if [[ "$arg" =~ ^[A-Za-z0-9_./:=+,@%^-]+$ ]]; then
-          out+="$arg "
-        else
-          out+="${arg@Q} "
-        fi ;;
-    esac
-  done
-  printf '%s' "${out% }"
-}
 
 # Run one job: header, command (output to the log), footer; return its exit status.
 run_job() {

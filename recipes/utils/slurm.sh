@@ -42,6 +42,8 @@ die() {
   echo "$prog: $*" >&2
   exit 1
 }
+# shellcheck source-path=SCRIPTDIR source=job_lib.sh
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/job_lib.sh"
 
 gpu=0
 mem=""
@@ -78,11 +80,7 @@ done
 job_var=""
 first=1
 last=1
-if [[ $# -gt 0 && "$1" =~ ^([A-Za-z_][A-Za-z0-9_]*)=([0-9]+)(:([0-9]+))?$ ]]; then
-  job_var=${BASH_REMATCH[1]}
-  first=$((10#${BASH_REMATCH[2]}))
-  last=$((10#${BASH_REMATCH[4]:-${BASH_REMATCH[2]}}))
-  (( first <= last )) || die "empty job range $1"
+if parse_job_range "${1:-}"; then
   shift
 fi
 if [[ $# -lt 2 ]]; then
@@ -135,25 +133,6 @@ read -r -a words <<< "${SLURM_SH_OPTS:-}"
 opts+=("${words[@]}")
 
 # --- the batch script -----------------------------------------------------------------
-# The command line of one job: arguments quoted for bash, shell operators left bare
-# (the same rules as run_local.sh). Called in the batch script, not here.
-# shellcheck disable=SC2317
-quote_command() {
-  local arg out=""
-  for arg in "$@"; do
-    case "$arg" in
-      '|'|'||'|'&&'|';'|'>'|'>>'|'<'|'2>'|'2>>'|'2>&1'|'|&') out+="$arg " ;;
-      *)
-        if [[ "$arg" =~ ^[A-Za-z0-9_./:=+,@%^-]+$ ]]; then
-          out+="$arg "
-        else
-          out+="${arg@Q} "
-        fi ;;
-    esac
-  done
-  printf '%s' "${out% }"
-}
-
 script=$qdir/$name.sh
 {
   echo '#!/usr/bin/env bash'
