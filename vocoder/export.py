@@ -41,7 +41,7 @@ from torch import nn
 
 from .dsp.filters import frequency_sampling_fir, next_fast_len
 
-__all__ = ["DDSPStreamStep", "MelStreamStep", "export_torchscript"]
+__all__ = ["DDSPStreamStep", "MelStreamStep", "export_torchscript", "save_scripted", "script_streaming"]
 
 
 class DDSPStreamStep(nn.Module):
@@ -583,11 +583,13 @@ def _exp_sigmoid(x: torch.Tensor) -> torch.Tensor:
     return 2.0 * torch.sigmoid(x).pow(math.log(10.0)) + 1e-7
 
 
-def export_torchscript(model, path, **kwargs) -> torch.jit.ScriptModule:
-    """Script a :class:`DDSPStreamStep` of ``model`` and save it to ``path``."""
+def script_streaming(model, **kwargs) -> torch.jit.ScriptModule:
+    """The TorchScript streaming module of ``model`` (DDSP: :class:`DDSPStreamStep`,
+    MelDDSP: :class:`MelStreamStep`; ``kwargs`` go to it), in eval mode."""
+    import warnings
+
     from .models.ddsp import DDSP
     from .models.mel_vocoder import MelDDSP
-    import warnings
     if isinstance(model, DDSP):
         step = DDSPStreamStep(model.eval(), **kwargs).eval()
     elif isinstance(model, MelDDSP):
@@ -596,7 +598,25 @@ def export_torchscript(model, path, **kwargs) -> torch.jit.ScriptModule:
         raise ValueError(f"no TorchScript export for {type(model).__name__}")
     with warnings.catch_warnings():  # torch 2.10+ marks TorchScript deprecated; it still is what libtorch loads
         warnings.simplefilter("ignore", DeprecationWarning)
-        scripted = torch.jit.script(step)
-        scripted.save(str(path))
+        return torch.jit.script(step)
+
+
+def save_scripted(scripted: torch.jit.ScriptModule, path) -> None:
+    """Save a scripted module to ``path`` atomically (:func:`vocoder.outputs.write_atomic`)."""
+    import io
+    import warnings
+
+    from .outputs import write_atomic
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(scripted, buffer)
+    write_atomic(path, buffer.getvalue(), what="TorchScript model")
+
+
+def export_torchscript(model, path, **kwargs) -> torch.jit.ScriptModule:
+    """:func:`script_streaming` of ``model``, saved to ``path``; returns the scripted module."""
+    scripted = script_streaming(model, **kwargs)
+    save_scripted(scripted, path)
     return scripted
 

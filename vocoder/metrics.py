@@ -877,25 +877,10 @@ class SpeakerClassifier:
              "classes": {LABEL: {"count": n, "mean": [...], "var": [...]}, ...}}
         """
         import json
-        import os
-        import tempfile
-        from pathlib import Path
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self.to_dict(), indent=1) + "\n"
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        from .outputs import write_atomic
+
+        write_atomic(path, json.dumps(self.to_dict(), indent=1) + "\n", what="speaker classifier")
 
     @classmethod
     def load(cls, path) -> SpeakerClassifier:

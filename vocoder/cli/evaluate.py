@@ -20,9 +20,7 @@ import argparse
 import json
 import math
 import multiprocessing as mp
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -156,27 +154,10 @@ def _json_safe(value):
 
 
 def write_json_atomic(path, obj) -> None:
-    """Write ``obj`` as JSON (NaN as null) to a temporary file, then rename."""
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_json_safe(obj), indent=2, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``obj`` as JSON (NaN as null) atomically (:func:`vocoder.outputs.write_atomic`)."""
+    from ..outputs import write_atomic
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    write_atomic(path, json.dumps(_json_safe(obj), indent=2, allow_nan=False) + "\n", what="JSON")
 
 
 def update_metrics_file(path, *, set_name: str, system: str, result: dict) -> dict:

@@ -19,7 +19,6 @@ have no ONNX export path (see docs/streaming.md).
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -42,7 +41,7 @@ def run(args) -> int:
     import torch
 
     from ..conversion import parse_mix
-    from ..export import export_torchscript
+    from ..export import save_scripted, script_streaming
     from ..models.ddsp import DDSP
     from ..models.mel_vocoder import MelDDSP
     from ..training.checkpoint import load_model, resolve_checkpoint
@@ -89,15 +88,14 @@ def run(args) -> int:
     elif args.mfcc_stats_from:
         raise ValueError(f"--mfcc-stats-from: model {name!r} has no instance-normalised encoder")
     out = Path(args.output)
-    tmp = out.with_name(out.name + ".tmp")
     if is_mel:
-        scripted = export_torchscript(model, tmp, dry=args.dry, batch=args.batch)
-        err_db = _check_mel(model, scripted, args.dry, args.batch)
+        scripted = script_streaming(model, dry=args.dry, batch=args.batch)
+        err_db = _check_mel(model, args.dry, args.batch)
     else:
-        scripted = export_torchscript(model, tmp, speaker_embedding=embedding, mfcc_stats=stats, dry=args.dry,
-                                      batch=args.batch)
+        scripted = script_streaming(model, speaker_embedding=embedding, mfcc_stats=stats, dry=args.dry,
+                                    batch=args.batch)
         err_db = _check(model, scripted, embedding, stats, args.dry, args.batch)
-    os.replace(tmp, out)
+    save_scripted(scripted, out)  # only once checked; written atomically
     info = {"checkpoint": str(ckpt), "format": "torchscript", "sample_rate": model.sample_rate,
             "hop_length": model.hop_length, "delay_samples": int(scripted.delay_samples), "batch": args.batch,
             "inputs": ("mel (B,k,n_mels) log10" if is_mel else
@@ -109,7 +107,7 @@ def run(args) -> int:
     return 0
 
 
-def _check_mel(model, scripted, dry, batch) -> float:
+def _check_mel(model, dry, batch) -> float:
     """Exported vs eager stream of the mel vocoder on 2 s of a synthetic mel, same noise.
 
     Checked with a given f0 (the model's copy with ``inference_f0: dump``): with the
@@ -118,18 +116,15 @@ def _check_mel(model, scripted, dry, batch) -> float:
     frames, and a flip changes the pulse phase from there on. The f0 head's arithmetic is
     the same in both; what is checked is everything else, frame by frame."""
     import copy
-    import warnings
 
     import torch
 
-    from ..export import MelStreamStep
+    from ..export import script_streaming
     from ..streaming import StreamingSynth
 
     model = copy.deepcopy(model)
     model.inference_f0 = "dump"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        scripted = torch.jit.script(MelStreamStep(model, dry=dry, batch=batch).eval())
+    scripted = script_streaming(model, dry=dry, batch=batch)
 
     n = int(2.0 * model.sample_rate / model.hop_length)
     g = torch.Generator().manual_seed(0)

@@ -12,7 +12,6 @@ per-speaker values.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 
 from ..analysis.loudness import active_frames
 from ..data.features import FeatureDump
+from ..outputs import write_atomic
 
 STATS_VERSION = 1
 
@@ -89,10 +89,7 @@ def run(args) -> int:
     dump = FeatureDump(args.dump_dir)
     stats = compute_stats(dump)
     out = Path(args.out or Path(args.dump_dir) / "stats.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(stats, indent=1))
-    os.replace(tmp, out)
+    write_atomic(out, json.dumps(stats, indent=1), what="statistics")
     g = stats["global"]
     print(f"vocoder stats: {out}: {stats['n_utts']} utterances, {len(stats['speakers'])} speakers; "
           f"log-f0 mean {g.get('logf0', {}).get('mean', float('nan')):.3f}, "
