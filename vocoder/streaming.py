@@ -244,7 +244,6 @@ class StreamingSynth:
         self.frames_in = 0
         self.samples_out = 0
         self.pending = None  # controls of the last frame, whose segment waits for the next one
-        self.out_buffer = torch.zeros(self.batch, 0, dtype=self.dtype, device=self.device)
         self.finished = False
         self.approximate: list[str] = []
 
@@ -280,7 +279,7 @@ class StreamingSynth:
             raise RuntimeError("stream already flushed; call reset() to start a new utterance")
         k = next(iter(inputs.values())).shape[1]
         if k == 0:
-            return self.out_buffer[:, :0]
+            return self._empty()
         return self._render(self._frames(inputs))
 
     def _render(self, ctrl: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -299,23 +298,26 @@ class StreamingSynth:
     def flush(self) -> torch.Tensor:
         """End of the utterance: the rest of the audio, up to ``frames * hop`` samples."""
         if self.finished:
-            return self.out_buffer[:, :0]
+            return self._empty()
         self.finished = True
         if self.pending is None:
-            return self.out_buffer[:, :0]
+            return self._empty()
         # The last frame is held (as offline): its segment interpolates it with itself.
         held = {key: torch.cat([v, v], dim=1) for key, v in self.pending.items()}
         self._segments(held, 1, final=True)
         return self._emit(final=True)
 
+    def _empty(self) -> torch.Tensor:
+        return torch.zeros(self.batch, 0, dtype=self.dtype, device=self.device)
+
     def _emit(self, final: bool) -> torch.Tensor:
-        ready = self._ready(final)
-        total = self.frames_in * self.hop
+        """Pop the audio that is final (whole hops; at the end, everything up to frames * hop)."""
         if final:
-            ready = total - self.samples_out
-        ready = (ready // self.hop) * self.hop if not final else ready
+            ready = self.frames_in * self.hop - self.samples_out
+        else:
+            ready = self._ready() // self.hop * self.hop
         if ready <= 0:
-            return self.out_buffer[:, :0]
+            return self._empty()
         dry = self._pop(ready)
         self.samples_out += ready
         return self.reverb.process(dry) if self.reverb is not None else dry
@@ -421,29 +423,15 @@ class StreamingDDSP(StreamingSynth):
         else:
             f0c = causal_continuous_f0(f0, vuv, initial_f0=self.last_f0)
         self.last_f0 = f0c[:, -1]
-        f0_in = ((torch.log(f0c) - m.logf0_mean) / m.logf0_std).unsqueeze(-1)
-        if m.use_vuv:
-            f0_in = torch.cat([f0_in, vuv.unsqueeze(-1) * 2 - 1], dim=-1)
-        feats = {"f0": f0_in,
-                 "loudness": ((inputs["loudness"].to(self.device, self.dtype) - m.loudness_mean)
-                              / m.loudness_std).unsqueeze(-1)}
-        if m.z_dim > 0:
-            feats["z"] = inputs["z"].to(self.device, self.dtype) if "z" in inputs else self._encode(
+        x = {"f0_continuous": f0c, "vuv": vuv, "loudness": inputs["loudness"].to(self.device, self.dtype)}
+        if m.z_dim > 0:  # the stream's own encoder state and normalisation
+            x["z"] = inputs["z"].to(self.device, self.dtype) if "z" in inputs else self._encode(
                 inputs["mfcc"].to(self.device))
-        hidden = [m.input_mlps[key](v) for key, v in feats.items()]
-        x = torch.cat(hidden, dim=-1)
         if self.spk is not None:
-            x = torch.cat([x, self.spk.unsqueeze(1).expand(-1, x.shape[1], -1)], dim=-1)
-        g, self.h_dec = m.gru(x, self.h_dec)
-        y = m.out(m.out_mlp(torch.cat([g, hidden[0], hidden[1]], dim=-1)))
-        n_shape = m.n_envelope or m.n_harmonics
-        shape = y[..., 1:1 + n_shape]
-        dist = m.envelope_at_harmonics(shape, f0c) if m.n_envelope else shape
-        hc = m.harmonic.get_controls(y[..., :1], dist, f0c)
-        amps = hc["amplitudes"]
-        if m.gate_unvoiced:
-            amps = amps * vuv.unsqueeze(-1)
-        mags = m.noise.get_controls(y[..., 1 + n_shape:])["magnitudes"]
+            x["speaker_embedding"] = self.spk
+        raw = m.decode(x, gru_state=self.h_dec)
+        self.h_dec = raw.pop("gru_state")
+        amps, mags = m.synth_controls(raw, f0c, vuv)
         return {"f0": f0c, "amps": amps, "irs": frequency_sampling_fir(mags, ir_length=self.ir_length)}
 
     def _segments(self, ctrl: dict[str, torch.Tensor], n_seg: int, final: bool = False) -> None:
@@ -466,7 +454,7 @@ class StreamingDDSP(StreamingSynth):
         spec = torch.fft.rfft(frames, n=self.conv_n_fft) * torch.fft.rfft(irs, n=self.conv_n_fft)
         return torch.fft.irfft(spec, n=self.conv_n_fft)[..., :conv_length]
 
-    def _ready(self, final: bool) -> int:
+    def _ready(self) -> int:
         return min(self.harm.shape[1], self.ola.ready())
 
     def _pop(self, n: int) -> torch.Tensor:
@@ -547,21 +535,13 @@ class StreamingMelDDSP(StreamingSynth):
         if m.gru is not None:
             g, self.h_gru = m.gru(h, self.h_gru)
             h = torch.cat([h, g], dim=-1)
-        h = m.norm(h)
-        env = m.envelope_head(h).float()
-        mel = given["mel"]
-        if m.mel_prior:
-            prior = 2.302585092994046 * mel.float() - m.prior_offset
-            upper = prior[..., -1:].expand(*prior.shape[:-1], m.n_upper_knots)
-            env = env + torch.cat([prior[..., :1], prior, upper], dim=-1)
-        f0_out = m.f0_head(h).float()
+        raw = m.heads(h, given["mel"])
         if m.inference_f0 == "dump":
             f0 = given["f0"].float() * (given["vuv"] > 0.5).float()
         else:
-            f0_pred = m.decode_f0(f0_out[..., :-1])
-            f0 = f0_pred * (torch.sigmoid(f0_out[..., -1]) > 0.5).to(f0_pred.dtype)
-        log_amp = env.clamp(-40.0, 10.0) @ m.envelope_interp
-        ap = torch.sigmoid(m.aperiodicity_head(h).float() @ m.aperiodicity_interp)
+            f0_pred = m.decode_f0(raw["f0_logits"])
+            f0 = f0_pred * (torch.sigmoid(raw["vuv_logit"]) > 0.5).to(f0_pred.dtype)
+        log_amp, ap = m.envelope_and_aperiodicity(raw)
         return self._world_controls(f0, torch.exp(2.0 * log_amp), ap)
 
     def _world_controls(self, f0: torch.Tensor, sp: torch.Tensor, ap: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -578,7 +558,7 @@ class StreamingMelDDSP(StreamingSynth):
             raise RuntimeError("stream already flushed; call reset() to start a new utterance")
         mel = inputs["mel"].to(self.device, self.dtype)
         if mel.shape[1] == 0:
-            return self.out_buffer[:, :0]
+            return self._empty()
         self.frames_in += mel.shape[1]
         x = self._conv_stack(mel)
         return self._take(x, mel, inputs, final=False)
@@ -586,7 +566,7 @@ class StreamingMelDDSP(StreamingSynth):
     @torch.no_grad()
     def flush(self) -> torch.Tensor:
         if self.finished:
-            return self.out_buffer[:, :0]
+            return self._empty()
         self.finished = True
         # Right-hand zero padding of each convolution in turn.
         x = None
@@ -655,15 +635,11 @@ class StreamingMelDDSP(StreamingSynth):
         mixed = (noise_spec * resp["aperiodic"] + pulse_spec * resp["periodic"]) * resp["rotation"]
         return torch.fft.irfft(mixed, n=self.n_fft)
 
-    def _ready(self, final: bool) -> int:
+    def _ready(self) -> int:
         return self.ola.ready()
 
     def _pop(self, n: int) -> torch.Tensor:
         return self.ola.pop(n)
-
-    @property
-    def frames_rendered(self) -> int:
-        return self.samples_out // self.hop
 
 
 def offline_reference(model, inputs: dict[str, torch.Tensor], *, noise: torch.Tensor, dry: bool = False,

@@ -313,6 +313,16 @@ class DDSP(nn.Module):
             return checkpoint(mlp, x, use_reentrant=False)
         return mlp(x)
 
+    def synth_controls(self, raw: dict[str, torch.Tensor], f0_hz: torch.Tensor, vuv: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Synthesizer controls from :meth:`decode`'s outputs: per-harmonic amplitudes
+        (batch, frames, n_harmonics), gated by voicing with ``gate_unvoiced``, and the
+        noise bands' linear magnitudes (batch, frames, n_noise_bands)."""
+        amps = self.harmonic.get_controls(raw["amplitude"], raw["harmonic_distribution"], f0_hz)["amplitudes"]
+        if self.gate_unvoiced:
+            amps = amps * vuv.unsqueeze(-1)
+        return amps, self.noise.get_controls(raw["noise_magnitudes"])["magnitudes"]
+
     def envelope_at_harmonics(self, envelope: torch.Tensor, f0_hz: torch.Tensor) -> torch.Tensor:
         """Read a (batch, frames, n_envelope) envelope at the harmonics of f0.
 
@@ -399,16 +409,11 @@ class DDSP(nn.Module):
             raw = self.decode(inputs)
         raw.pop("gru_state", None)
         f0 = inputs["f0_continuous"]
-        amplitude = raw["amplitude"]
-        hc = self.harmonic.get_controls(amplitude, raw["harmonic_distribution"], f0)
-        amps = hc["amplitudes"]
-        if self.gate_unvoiced:
-            amps = amps * inputs["vuv"].unsqueeze(-1)
+        amps, magnitudes = self.synth_controls(raw, f0, inputs["vuv"])
         harmonic = self.harmonic.get_signal(amps, f0)
-        nc = self.noise.get_controls(raw["noise_magnitudes"])
-        noise = self.render_noise(nc["magnitudes"], generator, noise)
+        noise = self.render_noise(magnitudes, generator, noise)
         dry_audio = harmonic + noise
         audio = dry_audio if (dry or self.reverb is None) else self.reverb(dry_audio)
         return {"audio": audio, "dry_audio": dry_audio, "harmonic": harmonic, "noise": noise,
-                "harmonic_amplitudes": amps, "noise_magnitudes": nc["magnitudes"], "f0_hz": f0, "z": raw["z"]}
+                "harmonic_amplitudes": amps, "noise_magnitudes": magnitudes, "f0_hz": f0, "z": raw["z"]}
 

@@ -266,6 +266,12 @@ class MelDDSP(nn.Module):
         if self.gru is not None:
             g, _ = self.gru(h)
             h = torch.cat([h, g], dim=-1)
+        return self.heads(h, mel)
+
+    def heads(self, h: torch.Tensor, mel: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The output heads on the network's (batch, frames, hidden) features ``h`` (after
+        the convolutions and GRU) and the frames' log10 ``mel``: :meth:`decode`'s outputs.
+        (vocoder.streaming calls it on the frames its convolutions have finished.)"""
         h = self.norm(h)
         env = self.envelope_head(h).float()
         if self.mel_prior:
@@ -275,6 +281,11 @@ class MelDDSP(nn.Module):
         f0_out = self.f0_head(h).float()
         return {"log_amplitude_knots": env, "aperiodicity_logits": self.aperiodicity_head(h).float(),
                 "f0_logits": f0_out[..., :-1], "vuv_logit": f0_out[..., -1]}
+
+    def envelope_and_aperiodicity(self, raw: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log amplitude envelope and aperiodicity on the synthesis bins from :meth:`decode`'s outputs."""
+        log_amp = raw["log_amplitude_knots"].clamp(-40.0, 10.0) @ self.envelope_interp  # exp stays finite
+        return log_amp, torch.sigmoid(raw["aperiodicity_logits"] @ self.aperiodicity_interp)
 
     def decode_f0(self, f0_logits: torch.Tensor, *, width: int = 4) -> torch.Tensor:
         """(batch, frames, n_f0_bins) logits to (batch, frames) f0 in Hz.
@@ -368,8 +379,7 @@ class MelDDSP(nn.Module):
         if noise is None:
             noise = self._noise(batch, n_frames * self.hop_length, generator, mel.device)
         with torch.autocast(device_type=mel.device.type, enabled=False):  # the synthesizer stays float32
-            log_amp = raw["log_amplitude_knots"].clamp(-40.0, 10.0) @ self.envelope_interp  # exp stays finite
-            ap = torch.sigmoid(raw["aperiodicity_logits"] @ self.aperiodicity_interp)
+            log_amp, ap = self.envelope_and_aperiodicity(raw)
             dry_audio = world_synthesis(f0, torch.exp(2.0 * log_amp), ap, sample_rate=self.sample_rate,
                                         hop_length=self.hop_length, n_fft=self.synthesis_n_fft, noise=noise,
                                         leading_f0=leading_f0)
