@@ -14,9 +14,7 @@ train:
 
 Each round times every configuration once (so ratios compare calls made under the same
 machine load) and the best of ``--repeat`` rounds is kept. Offline: the model's forward
-on the whole utterance with 1 and 2 torch threads, and DDSP pipelined
-(vocoder.streaming.synthesize_pipelined: encoder, decoder and synthesizers in three
-threads over 64-frame chunks, 1 torch thread each; same output as the forward). Streaming (vocoder.streaming, 1 thread):
+on the whole utterance with 1 and 2 torch threads. Streaming (vocoder.streaming, 1 thread):
 blocks of 256 samples, per-call compute percentiles and the algorithmic latency. ``ddsp_overlap``:
 ``forward(overlap=True)``, the MFCC encoder GRU a 128-frame chunk ahead of the decoder in a
 second thread, both single-threaded, then the synthesizers on 2 threads (same output). Exported
@@ -102,8 +100,7 @@ def main() -> None:
     import pyworld
 
     from vocoder.export import export_torchscript
-    from vocoder.models.ddsp import continuous_f0
-    from vocoder.streaming import StreamingSynth, stream_in_blocks, synthesize_pipelined
+    from vocoder.streaming import StreamingSynth, stream_in_blocks
 
     feats, (wf0, sp, ap, period) = utterance()
     frames = feats["f0"].shape[0]
@@ -118,7 +115,6 @@ def main() -> None:
         export_torchscript(ddsp, ts_path)
         exported = torch.jit.load(ts_path)
     xs = {k: v for k, v in x.items() if k != "speaker"}
-    xp = dict(xs, f0_continuous=continuous_f0(xs["f0"], xs["vuv"]))  # offline conventions
 
     def run_exported():
         exported.reset()
@@ -131,7 +127,6 @@ def main() -> None:
         "ddsp_t1": (1, lambda: ddsp(x)), "ddsp_t2": (2, lambda: ddsp(x)),
         "ddsp_overlap_t2": (2, lambda: ddsp(x, overlap=True)),
         "ddsp_int8_t2": (2, lambda: ddsp_int8(x)),
-        "ddsp_pipelined": (1, lambda: synthesize_pipelined(ddsp, xp, speaker=0)),
         "mel_t1": (1, lambda: mel(xm)), "mel_t2": (2, lambda: mel(xm)),
         "ddsp_exported_t1": (1, run_exported),
     }
@@ -188,7 +183,6 @@ def main() -> None:
     print(f"  ddsp  offline, encoder a chunk ahead in a 2nd thread (forward(overlap=True)): RTF {result['ddsp_overlap_t2_rtf']:.4f}")
     print(f"  ddsp  offline int8 (vocoder synth --int8), 2 threads: RTF {result['ddsp_int8_t2_rtf']:.4f} "
           f"(output {int8_error_db:.1f} dB from float32)")
-    print(f"  ddsp  offline pipelined (network and DSP on 2 threads): RTF {result['ddsp_pipelined_rtf']:.4f}")
     print(f"  ddsp TorchScript export, 4 frames per call: RTF {result['ddsp_exported_t1_rtf']:.4f}")
     emit(result)
 

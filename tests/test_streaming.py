@@ -172,18 +172,3 @@ def test_bidirectional_gru_cannot_stream():
     with pytest.raises(ValueError, match="bidirectional"):
         StreamingSynth.from_model(model)
 
-
-def test_pipelined_offline_synthesis_equals_forward():
-    from vocoder.models.ddsp import continuous_f0
-    from vocoder.streaming import synthesize_pipelined
-    torch.manual_seed(0)
-    model = DDSP(sample_rate=16000, hop_length=160, hidden_size=32, gru_size=32, mlp_layers=1, z_dim=4,
-                 n_speakers=2).eval()
-    n = 150
-    x = ddsp_features(n)
-    x["f0_continuous"] = continuous_f0(x["f0"], x["vuv"])  # the offline interpolation
-    noise = 2.0 * torch.rand(1, n * 160, generator=torch.Generator().manual_seed(3)) - 1.0
-    with torch.no_grad():
-        ref = model(dict(x, speaker=torch.tensor([1])), noise=noise)["audio"]
-    y = synthesize_pipelined(model, x, chunk_frames=32, speaker=1, noise=NoiseTape(noise))
-    assert y.shape == ref.shape and error_db(y, ref) < -60

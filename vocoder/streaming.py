@@ -68,7 +68,6 @@ __all__ = [
     "causal_continuous_f0",
     "offline_reference",
     "stream_in_blocks",
-    "synthesize_pipelined",
 ]
 
 NoiseSource = Callable[[int, int], torch.Tensor]  # (batch, samples) -> noise
@@ -664,80 +663,6 @@ def offline_reference(model, inputs: dict[str, torch.Tensor], *, noise: torch.Te
         if isinstance(model, MelDDSP):
             return model(inputs, noise=noise, dry=dry, leading_f0=initial_f0)["audio"]
     raise TypeError(f"no streaming implementation for {type(model).__name__}")
-
-
-def synthesize_pipelined(model, inputs: dict[str, torch.Tensor], *, chunk_frames: int = 64,
-                         **stream_kwargs) -> torch.Tensor:
-    """Offline DDSP synthesis of one utterance on two cores: network and DSP overlapped.
-
-    At batch 1 the recurrent network runs step by step and cannot use a second core, and
-    the synthesizers' large tensor operations gain little from one. Here a worker thread
-    runs the network (encoder and decoder GRUs, carried state) over ``chunk_frames``-frame
-    chunks while the calling thread synthesizes (harmonic bank, filtered noise, reverb)
-    each chunk as soon as its controls are ready; torch releases the GIL inside its
-    operators, so the two proceed in parallel. Run with ``torch.set_num_threads(1)``.
-
-    The result equals ``model(inputs)`` given the same conventions: pass
-    ``f0_continuous`` (e.g. :func:`vocoder.models.ddsp.continuous_f0`) for the offline
-    interpolation through unvoiced gaps, and ``mfcc_stats`` for an instance-normalised
-    encoder. ``stream_kwargs`` go to :class:`StreamingDDSP` (speaker, noise, dry, ...).
-    """
-    import queue
-    import threading
-
-    stream = StreamingDDSP(model, **stream_kwargs)
-    n_frames = next(iter(inputs.values())).shape[1]
-    starts = list(range(0, n_frames, chunk_frames))
-    chunks: queue.Queue = queue.Queue(maxsize=4)
-    zs: queue.Queue = queue.Queue(maxsize=4)
-    failure: list[BaseException] = []
-    # With an MFCC encoder, a third thread runs it ahead of the decoder (the two GRUs are
-    # the longest sequential parts; the encoder's thread is mostly idle otherwise).
-    split_encoder = model.z_dim > 0 and "z" not in inputs
-
-    def encoder():
-        try:
-            with torch.inference_mode():
-                for a in starts:
-                    zs.put(stream._encode(inputs["mfcc"][:, a:a + chunk_frames].to(stream.device)))
-        except BaseException as exc:  # reported by the caller
-            failure.append(exc)
-            zs.put(None)
-
-    def network():
-        try:
-            with torch.inference_mode():
-                for a in starts:
-                    chunk = {k: v[:, a:a + chunk_frames] for k, v in inputs.items()}
-                    if split_encoder:
-                        z = zs.get()
-                        if z is None:
-                            return
-                        chunk["z"] = z
-                    chunks.put(stream._frames(chunk))
-        except BaseException as exc:  # reported by the caller
-            failure.append(exc)
-        finally:
-            chunks.put(None)
-
-    workers = [threading.Thread(target=network, name="ddsp-network", daemon=True)]
-    if split_encoder:
-        workers.append(threading.Thread(target=encoder, name="ddsp-encoder", daemon=True))
-    for w in workers:
-        w.start()
-    outs = []
-    with torch.inference_mode():
-        while True:
-            ctrl = chunks.get()
-            if ctrl is None:
-                break
-            outs.append(stream._render(ctrl))
-        for w in workers:
-            w.join()
-        if failure:
-            raise failure[0]
-        outs.append(stream.flush())
-    return torch.cat(outs, dim=-1)
 
 
 def stream_in_blocks(stream: StreamingSynth, inputs: dict[str, torch.Tensor], block_size: int,
