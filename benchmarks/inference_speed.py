@@ -18,8 +18,8 @@ on the whole utterance with 1 and 2 torch threads. Streaming (vocoder.streaming,
 blocks of 256 samples, per-call compute percentiles and the algorithmic latency. ``ddsp_overlap``:
 ``forward(overlap=True)``, the MFCC encoder GRU a 128-frame chunk ahead of the decoder in a
 second thread, both single-threaded, then the synthesizers on 2 threads (same output). Exported
-(TorchScript DDSP, 1 thread): 4 frames per call. ``ddsp_int8``: the GRU and Linear
-layers dynamically quantised to int8 (``vocoder synth --int8``), with its output's
+(TorchScript DDSP, 1 thread): 4 frames per call. ``ddsp_int8``: the Linear layers (and
+GRUs over 256 units) dynamically quantised to int8 (``vocoder synth --int8``), with its output's
 difference from float32.
 
     python benchmarks/inference_speed.py            # 5 rounds

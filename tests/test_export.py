@@ -1,7 +1,7 @@
 """TorchScript export of the streaming DDSP model (vocoder.export, `vocoder export`)."""
 import pytest
 import torch
-from test_streaming import DDSP_VARIANTS, NoiseTape, ddsp_features, error_db
+from test_streaming import DDSP_VARIANTS, ddsp_features, error_db
 
 from vocoder.export import export_torchscript
 from vocoder.models.ddsp import DDSP

@@ -59,6 +59,7 @@ import torch.nn.functional as F
 
 from .dsp.filters import frequency_sampling_fir, next_fast_len
 from .dsp.oscillators import frame_phase, harmonic_synthesis
+from .models.rnn import gru
 
 __all__ = [
     "StreamingConvolver",
@@ -410,7 +411,7 @@ class StreamingDDSP(StreamingSynth):
                 std = ((c2 - cnt * mean * mean) / (cnt - 1).clamp_min(1)).clamp_min(0).sqrt()
                 self.running = [n, c1[:, -1:], c2[:, -1:]]
             x = (x - mean) / std.clamp_min(1e-3)
-        h, self.h_enc = m.encoder_gru(m.mfcc_norm(x), self.h_enc)
+        h, self.h_enc = gru(m.encoder_gru, m.mfcc_norm(x), self.h_enc)
         return m.encoder_out(h)
 
     def _frames(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -532,7 +533,7 @@ class StreamingMelDDSP(StreamingSynth):
             return None
         h = x.transpose(1, 2)
         if m.gru is not None:
-            g, self.h_gru = m.gru(h, self.h_gru)
+            g, self.h_gru = gru(m.gru, h, self.h_gru)
             h = torch.cat([h, g], dim=-1)
         raw = m.heads(h, given["mel"])
         if m.inference_f0 == "dump":

@@ -244,6 +244,34 @@ def test_synth_unknown_speaker_lists_known_ones(synth):
     assert "unknown speaker/instrument 'carol'" in lines[0] and "spkA, spkB" in lines[0]
 
 
+def test_synth_int8_close_to_float32(synth):
+    root = synth
+    rc, err = vocoder_inproc("synth", "--checkpoint", root / "exp", "--dump", root / "dump", "--utts", 2,
+                             "--out", root / "wav" / "int8", "--device", "cpu", "--int8")
+    assert rc == 0, err
+    for utt in ("spkA_u1", "spkA_u2"):
+        ref, _ = sf.read(root / "wav" / "plain" / f"{utt}.wav", dtype="float32")
+        q, _ = sf.read(root / "wav" / "int8" / f"{utt}.wav", dtype="float32")
+        assert q.shape == ref.shape
+        assert 20 * np.log10(np.linalg.norm(q - ref) / np.linalg.norm(ref)) < -20, utt
+
+
+def test_int8_quantises_linear_layers_and_large_grus_only():
+    from torch.ao.nn.quantized.dynamic import GRU as QuantGRU
+    from torch.ao.nn.quantized.dynamic import Linear as QuantLinear
+
+    from vocoder.cli.synth import quantize_dynamic_int8
+    from vocoder.models.ddsp import DDSP
+
+    m = quantize_dynamic_int8(DDSP(sample_rate=SR, hop_length=HOP, n_harmonics=8, n_noise_bands=9, hidden_size=16,
+                                   gru_size=512, mlp_layers=1, z_dim=4, n_mfcc=13, encoder_gru_size=32,
+                                   reverb=False).eval())
+    assert isinstance(m.gru, QuantGRU)  # torch's quantised GRU is faster at 512 units
+    assert type(m.encoder_gru) is torch.nn.GRU  # the compiled float32 loop is faster at 32
+    assert all(not isinstance(mod, torch.nn.Linear) or isinstance(mod, QuantLinear) for mod in m.modules())
+    assert isinstance(m.out, QuantLinear)
+
+
 def test_synth_missing_checkpoint_is_one_line(tmp_path, exp):
     rc, err = vocoder_inproc("synth", "--checkpoint", tmp_path, "--dump", exp["root"] / "dump",
                              "--out", tmp_path / "out", "--device", "cpu")

@@ -24,6 +24,7 @@ from ..dsp.filters import frequency_sampling_fir, ltv_fir
 from ..effects import ExpDecayReverb, Reverb
 from ..synths import FilteredNoise, Harmonic
 from . import register
+from .rnn import gru
 
 __all__ = ["DDSP", "mlp", "continuous_f0"]
 
@@ -202,7 +203,7 @@ class DDSP(nn.Module):
                 mean = stats[0].to(x).reshape(x.shape[0], 1, -1)[..., : self.n_mfcc]
                 std = stats[1].to(x).reshape(x.shape[0], 1, -1)[..., : self.n_mfcc]
             x = (x - mean) / std.clamp_min(1e-3)
-        h, _ = self.encoder_gru(self.mfcc_norm(x))
+        h, _ = gru(self.encoder_gru, self.mfcc_norm(x))
         return self.encoder_out(h)
 
     def decode(self, inputs: dict[str, torch.Tensor], gru_state: torch.Tensor | None = None
@@ -233,7 +234,7 @@ class DDSP(nn.Module):
                 mean = self.speaker_embedding.weight.mean(0).expand_as(known)
                 spk = torch.where((idx >= 0).unsqueeze(-1), known, mean)
             x = torch.cat([x, spk.unsqueeze(1).expand(-1, x.shape[1], -1)], dim=-1)
-        g, state = self.gru(x, gru_state)
+        g, state = gru(self.gru, x, gru_state)
         y = self.out(self._mlp(self.out_mlp, torch.cat([g, hidden[0], hidden[1]], dim=-1)))
         n_shape = self.n_envelope or self.n_harmonics
         shape = y[..., 1:1 + n_shape]
@@ -278,7 +279,7 @@ class DDSP(nn.Module):
                     with torch.inference_mode():
                         h = None
                         for a in starts:
-                            out, h = self.encoder_gru(x[:, a:a + chunk_frames], h)
+                            out, h = gru(self.encoder_gru, x[:, a:a + chunk_frames], h)
                             zq.put(self.encoder_out(out))
                 except BaseException as exc:  # re-raised by the caller
                     failure.append(exc)

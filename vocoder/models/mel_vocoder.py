@@ -59,6 +59,7 @@ from ..dsp.spectral import get_window, hz_to_mel, mel_filterbank, mel_frequencie
 from ..effects import Reverb
 from ..source_filter.world_synth import default_synthesis_fft, world_synthesis
 from . import register
+from .rnn import gru
 
 __all__ = ["MelDDSP", "envelope_knots", "interpolation_matrix"]
 
@@ -264,7 +265,7 @@ class MelDDSP(nn.Module):
             x = block(x)
         h = x.transpose(1, 2)
         if self.gru is not None:
-            g, _ = self.gru(h)
+            g, _ = gru(self.gru, h)
             h = torch.cat([h, g], dim=-1)
         return self.heads(h, mel)
 
