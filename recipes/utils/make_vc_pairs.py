@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write the --pairs file of `vocoder evaluate-conversion` for a parallel eval data dir.
 
-    utils/make_vc_pairs.py [--speakers "spk1 spk2 ..."] [--out PAIRS] DATA_DIR WAV_DIR
+    utils/make_vc_pairs.py [--speakers "spk1 spk2 ..."] [--f0-shifts] [--out PAIRS] DATA_DIR WAV_DIR
 
 DATA_DIR is a Kaldi data dir (wav.scp, utt2spk, optional text) whose utterance ids are
 <speaker>_<sentence> (the speaker as in utt2spk; e.g. kal_s045, bdl_arctic_b0508,
@@ -18,7 +18,11 @@ the reference. A source utterance with no parallel recording of a target is left
 the counts of what was left out go to stderr.
 
 --speakers keeps the pairs among those speakers (spaces or commas; default: every
-speaker of DATA_DIR). --out writes the file atomically (default: stdout).
+speaker of DATA_DIR). --f0-shifts appends to each line the f0 shift (semitones) that
+`vocoder convert` applied to that utterance, from WAV_DIR/<src>_to_<tgt>/convert.json,
+so that evaluate-conversion scores the f0 tracking against the source moved by it (with
+`--f0-transform stats` the per-utterance median of the change; the variance scaling of
+that transform is left in the tracking error). --out writes the file atomically (default: stdout).
 """
 import argparse
 import os
@@ -58,7 +62,24 @@ def normalise(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
-def make_pairs(data_dir: Path, wav_dir: str, speakers=None):
+def applied_shifts(record_path: Path) -> dict:
+    """utt -> the f0 shift (semitones) `vocoder convert` recorded in its convert.json."""
+    import json
+
+    try:
+        doc = json.loads(record_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PairsError(f"{record_path} not found (--f0-shifts reads the convert.json that "
+                         "`vocoder convert` writes next to its wavs)") from None
+    except (OSError, ValueError) as exc:
+        raise PairsError(f"{record_path}: not readable JSON ({exc})") from None
+    utts = doc.get("utterances") if isinstance(doc, dict) else None
+    if not isinstance(utts, dict):
+        raise PairsError(f"{record_path}: no 'utterances' object (not a convert.json)")
+    return {utt: (entry or {}).get("f0_shift_semitones") for utt, entry in utts.items()}
+
+
+def make_pairs(data_dir: Path, wav_dir: str, speakers=None, *, f0_shifts: bool = False):
     """(lines, notes): the pairs lines, sorted, and what was left out."""
     wav = read_table(data_dir / "wav.scp")
     utt2spk = read_table(data_dir / "utt2spk")
@@ -83,6 +104,7 @@ def make_pairs(data_dir: Path, wav_dir: str, speakers=None):
         sentence_of[utt] = utt[len(spk) + 1:]
     by_sentence = {(spk, sentence_of[utt]): utt for utt, spk in utt2spk.items()}
     lines, no_reference, text_differs = [], 0, 0
+    records: dict = {}
     for utt in sorted(utt2spk):
         src = utt2spk[utt]
         if src not in chosen:
@@ -99,7 +121,17 @@ def make_pairs(data_dir: Path, wav_dir: str, speakers=None):
                 text_differs += 1
                 continue
             converted = f"{wav_dir}/{src}_to_{tgt}/{utt}.wav"
-            lines.append(f"{src}_to_{tgt}_{sentence} {converted} {wav[utt]} {src} {tgt} {wav[ref]}")
+            line = f"{src}_to_{tgt}_{sentence} {converted} {wav[utt]} {src} {tgt} {wav[ref]}"
+            if f0_shifts:
+                pair_dir = f"{wav_dir}/{src}_to_{tgt}"
+                if pair_dir not in records:
+                    records[pair_dir] = applied_shifts(Path(pair_dir) / "convert.json")
+                if utt not in records[pair_dir]:
+                    raise PairsError(f"{pair_dir}/convert.json has no entry for {utt!r} (not converted yet?)")
+                shift = records[pair_dir][utt]
+                # No voiced frame, no shift recorded: 0 (the f0 tracking has nothing to score).
+                line += f" {0.0 if shift is None else float(shift):.4f}"
+            lines.append(line)
     notes = []
     if no_reference:
         notes.append(f"{no_reference} conversion(s) left out: the target did not record the sentence")
@@ -115,11 +147,14 @@ def main(argv=None) -> int:
     p.add_argument("data_dir", help="eval data dir (wav.scp, utt2spk, optional text)")
     p.add_argument("wav_dir", help="dir holding <src>_to_<tgt>/<utt>.wav (as written in the pairs file)")
     p.add_argument("--speakers", default="", help="pairs among these speakers only (default: all)")
+    p.add_argument("--f0-shifts", action="store_true",
+                   help="append the f0 shift convert applied to each utterance (from its convert.json)")
     p.add_argument("--out", help="pairs file to write (default: stdout)")
     args = p.parse_args(argv)
     speakers = args.speakers.replace(",", " ").split()
     try:
-        lines, notes = make_pairs(Path(args.data_dir), args.wav_dir.rstrip("/"), speakers)
+        lines, notes = make_pairs(Path(args.data_dir), args.wav_dir.rstrip("/"), speakers,
+                                   f0_shifts=args.f0_shifts)
     except (PairsError, OSError, UnicodeDecodeError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1

@@ -51,3 +51,25 @@ def test_errors_name_the_problem(tmp_path):
     assert r.returncode == 1 and "'slt_s045' is not <speaker>_<sentence> for its speaker 'kal'" in r.stderr
     r = run("missing", "w", cwd=tmp_path)
     assert r.returncode == 1 and "missing/wav.scp not found" in r.stderr
+
+
+def test_f0_shifts_from_convert_json(tmp_path):
+    import json
+
+    write_eval_dir(tmp_path / "eval", {"kal_s045": "a", "slt_s045": "a"})
+    for pair, utt, shift in (("kal_to_slt", "kal_s045", 9.25), ("slt_to_kal", "slt_s045", None)):
+        d = tmp_path / "w" / pair
+        d.mkdir(parents=True)
+        (d / "convert.json").write_text(json.dumps(
+            {"settings": {}, "utterances": {utt: {"f0_shift_semitones": shift, "loudness_shift_db": 1.0}}}))
+    r = run("--f0-shifts", "eval", "w", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[-1] == "9.2500" and len(lines[0].split()) == 7
+    assert lines[1].split()[-1] == "0.0000"  # nothing voiced: no shift recorded
+    (tmp_path / "w" / "slt_to_kal" / "convert.json").write_text('{"settings": {}, "utterances": {}}')
+    r = run("--f0-shifts", "eval", "w", cwd=tmp_path)
+    assert r.returncode == 1 and "w/slt_to_kal/convert.json has no entry for 'slt_s045'" in r.stderr
+    (tmp_path / "w" / "slt_to_kal" / "convert.json").unlink()
+    r = run("--f0-shifts", "eval", "w", cwd=tmp_path)
+    assert r.returncode == 1 and "w/slt_to_kal/convert.json not found" in r.stderr
