@@ -12,6 +12,8 @@ from vocoder.conversion import (
     parse_mix,
     speaker_stats,
     transform_f0,
+    vtln_factor,
+    warp_mfcc,
 )
 
 STATS = {"speakers": {
@@ -148,3 +150,78 @@ def test_loudness_offset():
     assert loudness_offset(source=src, target=high) == pytest.approx(-20.0 - src.loudness_mean_db)
     with pytest.raises(ValueError, match="no loudness statistics for the target"):
         loudness_offset(source=src, target=VoiceStats())
+
+
+# ----------------------------------------------------------------- vocal tract length
+
+def test_formant_statistics_are_read_and_blended():
+    stats = {"speakers": {"a": {"formants": {"median_hz": [500.0, 1500.0, 2500.0], "frames": 10}},
+                          "b": {"formants": {"median_hz": [600.0, 1800.0, 3000.0], "frames": 10}},
+                          "c": {}}}
+    a, b, c = (speaker_stats(stats, n) for n in "abc")
+    assert a.formants_hz == (500.0, 1500.0, 2500.0) and c.formants_hz is None
+    half = blend_stats([(a, 0.5), (b, 0.5)])
+    assert half.formants_hz == pytest.approx((math.sqrt(5e2 * 6e2), math.sqrt(15e2 * 18e2), math.sqrt(25e2 * 3e3)))
+    assert blend_stats([(a, 0.5), (c, 0.5)]).formants_hz is None
+
+
+def test_vtln_factor():
+    assert vtln_factor([500, 1500, 2500], [600, 1800, 3000]) == pytest.approx(1.2)
+    assert vtln_factor([600, 1800, 3000], [500, 1500, 2500]) == pytest.approx(1 / 1.2)
+    assert vtln_factor([500, 1500, 2500], [550, 1500, 2500]) == pytest.approx(1.1 ** (1 / 3))  # geometric mean
+    assert vtln_factor([500, 1500], [5000, 15000]) == 1.25  # clipped
+    assert vtln_factor([5000, 15000], [500, 1500]) == 0.8
+    for bad in ([], None, [0.0, 1500.0]):
+        with pytest.raises(ValueError, match="positive formant"):
+            vtln_factor(bad, [500, 1500])
+
+
+def _log_mel_and_mfcc(log_spectrum_fn, *, alpha=1.0, sr=16000, n_fft=1024, n_mels=128, n_mfcc=30):
+    """MFCCs (one frame) of the power spectrum exp(log_spectrum_fn(f / alpha)) through
+    the filterbank that `vocoder extract` uses."""
+    import torch
+
+    from vocoder.dsp.spectral import mel_filterbank, mfcc_from_log_mel
+
+    f = np.arange(n_fft // 2 + 1) * sr / n_fft
+    power = np.exp(log_spectrum_fn(f / alpha))
+    fb = mel_filterbank(sample_rate=sr, n_fft=n_fft, n_mels=n_mels, dtype=torch.float64).numpy()
+    log_mel = 10 * np.log10(power @ fb + 1e-10)
+    return mfcc_from_log_mel(torch.from_numpy(log_mel[None]), n_mfcc=n_mfcc).numpy()
+
+
+def formant_spectrum(f):
+    """A smooth log power spectrum with resonances at 500, 1500 and 2500 Hz."""
+    return sum(3.0 * np.exp(-0.5 * ((f - fc) / 120.0) ** 2) for fc in (500.0, 1500.0, 2500.0)) - f / 4000.0
+
+
+def test_warp_mfcc_equals_the_mfcc_of_the_scaled_spectrum():
+    c = _log_mel_and_mfcc(formant_spectrum)
+    np.testing.assert_array_equal(warp_mfcc(c, 1.0, sample_rate=16000, n_mels=128), c.astype(np.float32))
+    for alpha in (0.87, 1.15):
+        want = _log_mel_and_mfcc(formant_spectrum, alpha=alpha)
+        got = warp_mfcc(c, alpha, sample_rate=16000, n_mels=128)
+        assert got.shape == c.shape and got.dtype == np.float32
+        # The warp works on the cepstrally smoothed mel spectrum (30 coefficients): close,
+        # and far closer than leaving the MFCCs unwarped.
+        err, base = np.linalg.norm(got - want), np.linalg.norm(c - want)
+        assert err < 0.25 * base, (alpha, err, base)
+
+
+def test_warp_mfcc_moves_a_peak_and_undoes_itself():
+    import torch
+
+    from vocoder.dsp.spectral import dct_matrix, mel_frequencies
+
+    c = _log_mel_and_mfcc(lambda f: 4.0 * np.exp(-0.5 * ((f - 1000.0) / 150.0) ** 2))
+    basis = dct_matrix(128, n_out=30, norm="ortho", dtype=torch.float64).numpy()
+    centres = mel_frequencies(n_mels=130, f_min=0.0, f_max=8000.0).numpy()[1:-1]
+    peak = lambda m: centres[np.argmax(m @ basis.T)]  # noqa: E731
+    assert peak(c[0]) == pytest.approx(1000.0, rel=0.05)
+    assert peak(warp_mfcc(c, 1.2, sample_rate=16000, n_mels=128)[0]) == pytest.approx(1200.0, rel=0.05)
+    back = warp_mfcc(warp_mfcc(c, 1.2, sample_rate=16000, n_mels=128), 1 / 1.2, sample_rate=16000, n_mels=128)
+    assert np.linalg.norm(back - c) < 0.1 * np.linalg.norm(c)
+    with pytest.raises(ValueError, match="positive number"):
+        warp_mfcc(c, 0.0, sample_rate=16000, n_mels=128)
+    with pytest.raises(ValueError, match="n_mfcc <= 20"):
+        warp_mfcc(c, 1.1, sample_rate=16000, n_mels=20)

@@ -17,6 +17,11 @@ f0 transforms (:func:`transform_f0`), on voiced frames only:
 
 Loudness (:func:`loudness_offset`): the dB offset that moves the source's mean
 loudness over non-silent frames to the target's.
+
+Vocal tract length (:func:`vtln_factor`, :func:`warp_mfcc`): the content features (the
+MFCCs of the encoder) are scaled in frequency by the ratio of the target's formant
+frequencies to the source's, so that the decoder sees formant positions it learned for
+the target voice. The model stays unchanged; only its input moves.
 """
 from __future__ import annotations
 
@@ -34,7 +39,13 @@ __all__ = [
     "parse_mix",
     "speaker_stats",
     "transform_f0",
+    "vtln_factor",
+    "warp_mfcc",
 ]
+
+#: Range of :func:`vtln_factor` (about +-25%, wider than adult voices differ: formant
+#: medians of men and women differ by 15-20%).
+VTLN_RANGE = (0.8, 1.25)
 
 F0_TRANSFORMS = ("stats", "shift", "fold", "none")
 
@@ -49,6 +60,8 @@ class VoiceStats:
         loudness_mean_db: mean loudness over all frames.
         loudness_active_db: mean loudness over non-silent frames
             (:func:`vocoder.analysis.loudness.active_frames`).
+        formants_hz: medians of F1, F2, F3 over voiced frames
+            (:mod:`vocoder.analysis.formants`, ``vocoder stats --formants``).
     """
 
     logf0_mean: float | None = None
@@ -58,6 +71,7 @@ class VoiceStats:
     f0_p95_hz: float | None = None
     loudness_mean_db: float | None = None
     loudness_active_db: float | None = None
+    formants_hz: tuple[float, ...] | None = None
 
     @classmethod
     def from_entry(cls, entry: dict) -> VoiceStats:
@@ -71,7 +85,8 @@ class VoiceStats:
         pct = entry.get("f0_percentiles_hz") or {}
         return cls(logf0_mean=lmean, logf0_std=lstd,
                    f0_p5_hz=_opt(pct.get("p5")), f0_p50_hz=_opt(pct.get("p50")), f0_p95_hz=_opt(pct.get("p95")),
-                   loudness_mean_db=mean_std("loudness")[0], loudness_active_db=mean_std("loudness_active")[0])
+                   loudness_mean_db=mean_std("loudness")[0], loudness_active_db=mean_std("loudness_active")[0],
+                   formants_hz=_formants(entry.get("formants")))
 
     @classmethod
     def from_features(cls, f0_hz, vuv, loudness_db=None) -> VoiceStats:
@@ -90,6 +105,13 @@ class VoiceStats:
             ld = np.asarray(loudness_db, dtype=np.float64)
             kw.update(loudness_mean_db=float(ld.mean()), loudness_active_db=float(ld[active_frames(ld)].mean()))
         return cls(**kw)
+
+
+def _formants(entry) -> tuple[float, ...] | None:
+    med = (entry or {}).get("median_hz") if isinstance(entry, dict) else None
+    if not med or any(v is None or not (float(v) > 0) for v in med):
+        return None
+    return tuple(float(v) for v in med)
 
 
 def _opt(value) -> float | None:
@@ -132,9 +154,15 @@ def blend_stats(parts: list[tuple[VoiceStats, float]]) -> VoiceStats:
             return float(math.exp(sum(w * math.log(v) for v, (_, w) in zip(values, parts))))
         return float(sum(w * v for v, (_, w) in zip(values, parts)))
 
+    formants = None
+    values = [s.formants_hz for s, _ in parts]
+    if all(v is not None for v in values) and len({len(v) for v in values}) == 1:
+        formants = tuple(float(math.exp(sum(w * math.log(v[k]) for v, (_, w) in zip(values, parts))))
+                         for k in range(len(values[0])))
     return VoiceStats(logf0_mean=mix("logf0_mean"), logf0_std=mix("logf0_std"), f0_p5_hz=mix("f0_p5_hz", True),
                       f0_p50_hz=mix("f0_p50_hz", True), f0_p95_hz=mix("f0_p95_hz", True),
-                      loudness_mean_db=mix("loudness_mean_db"), loudness_active_db=mix("loudness_active_db"))
+                      loudness_mean_db=mix("loudness_mean_db"), loudness_active_db=mix("loudness_active_db"),
+                      formants_hz=formants)
 
 
 def parse_mix(text: str) -> list[tuple[str, float]]:
@@ -243,3 +271,66 @@ def loudness_offset(*, source: VoiceStats, target: VoiceStats) -> float:
         role = "source" if source.loudness_mean_db is None else "target"
         raise ValueError(f"loudness transform 'stats': no loudness statistics for the {role}")
     return float(target.loudness_mean_db - source.loudness_mean_db)
+
+
+def vtln_factor(source_formants, target_formants) -> float:
+    """Frequency warping factor from one voice's formants to another's: the geometric
+    mean of the ratios target / source over the formants both have (F1-F3 medians),
+    clipped to :data:`VTLN_RANGE`. Above 1 when the target's tract is shorter.
+
+    Raises:
+        ValueError: either side is missing, empty or not positive.
+    """
+    src = np.asarray(source_formants if source_formants is not None else [], dtype=np.float64)
+    tgt = np.asarray(target_formants if target_formants is not None else [], dtype=np.float64)
+    n = min(src.size, tgt.size)
+    if n == 0 or not (np.all(src[:n] > 0) and np.all(tgt[:n] > 0)):
+        raise ValueError("vtln_factor: both voices need positive formant frequencies")
+    ratio = float(np.exp(np.mean(np.log(tgt[:n] / src[:n]))))
+    return min(max(ratio, VTLN_RANGE[0]), VTLN_RANGE[1])
+
+
+def warp_mfcc(mfcc, alpha: float, *, sample_rate: int, n_mels: int, f_max: float | None = None) -> np.ndarray:
+    """MFCCs of the spectrum scaled in frequency by ``alpha`` (vocal tract length
+    normalisation): ``S'(f) = S(f / alpha)``, so ``alpha > 1`` moves formants up (a
+    longer vocal tract towards a shorter one).
+
+    The MFCCs (orthonormal DCT-II of a log-mel spectrogram of ``n_mels`` Slaney bands
+    from 0 Hz to ``f_max``, as ``vocoder extract`` computes them) are turned back into
+    the cepstrally smoothed log-mel spectrum (inverse DCT of the coefficients kept),
+    each frame is resampled at ``f / alpha`` on the bands' centre frequencies (linear
+    interpolation, the end values held beyond the ends), and the DCT is taken again.
+    ``alpha = 1`` returns the input unchanged.
+
+    Args:
+        mfcc: (..., frames, n_mfcc) MFCCs, ``n_mfcc <= n_mels``.
+        alpha: warping factor, > 0.
+        sample_rate, n_mels, f_max: the filterbank the MFCCs were computed with
+            (``f_max`` None: Nyquist).
+    Returns:
+        (..., frames, n_mfcc) float32 warped MFCCs.
+    """
+    import torch
+
+    from .dsp.spectral import dct_matrix, mel_frequencies
+
+    c = np.asarray(mfcc, dtype=np.float64)
+    alpha = float(alpha)
+    if not (math.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"warping factor must be a positive number, got {alpha}")
+    if c.ndim < 2 or c.shape[-1] > n_mels:
+        raise ValueError(f"mfcc: expected (..., frames, n_mfcc <= {n_mels}), got shape {c.shape}")
+    if alpha == 1.0:
+        return c.astype(np.float32)
+    f_max = sample_rate / 2 if f_max is None else float(f_max)
+    centres = mel_frequencies(n_mels=n_mels + 2, f_min=0.0, f_max=f_max).numpy()[1:-1]
+    basis = dct_matrix(n_mels, n_out=c.shape[-1], norm="ortho", dtype=torch.float64).numpy()  # (n_mels, n_mfcc)
+    log_mel = c @ basis.T
+    flat = log_mel.reshape(-1, n_mels)
+    # Linear interpolation at centres / alpha, as one gather (the same positions for every frame).
+    pos = np.interp(centres / alpha, centres, np.arange(n_mels, dtype=np.float64))
+    lo = np.clip(np.floor(pos).astype(int), 0, n_mels - 1)
+    hi = np.minimum(lo + 1, n_mels - 1)
+    frac = pos - lo
+    warped = flat[:, lo] * (1.0 - frac) + flat[:, hi] * frac
+    return (warped.reshape(log_mel.shape) @ basis).astype(np.float32)

@@ -255,6 +255,44 @@ def test_batch_records_shifts_and_a_rerun_skips_finished_items(exp, tmp_path):
     assert record["utterances"]["spkA_u1"]["f0_shift_semitones"] == pytest.approx(13.0, abs=1e-3)
 
 
+def test_vtln_factor_warps_the_content_features_and_is_recorded(exp, tmp_path):
+    outs = {}
+    for vtln in ("none", "1.0", "1.2"):
+        rc, err = convert(exp, "--target", "spkB", "--source-speaker", "spkA", "--vtln", vtln, exp["data"],
+                          tmp_path / vtln)
+        assert rc == 0, err
+        record = json.loads((tmp_path / vtln / "convert.json").read_text())
+        assert record["settings"]["vtln"] == (vtln if vtln == "none" else float(vtln))
+        assert {e["vtln_alpha"] for e in record["utterances"].values()} == {1.0 if vtln != "1.2" else 1.2}
+        outs[vtln] = read(tmp_path / vtln / "spkA_u1.wav")
+    np.testing.assert_array_equal(outs["none"], outs["1.0"])
+    assert np.abs(outs["1.2"] - outs["none"]).max() > 1e-4  # the encoder saw other MFCCs
+
+
+def test_vtln_auto_uses_formant_statistics(exp, tmp_path):
+    from vocoder.conversion import vtln_factor
+
+    src = exp["root"] / "spkA_u1.wav"
+    rc, err = convert(exp, "--target", "spkB", "--vtln", "auto", src, tmp_path / "x.wav")
+    assert rc != 0 and len(error_lines(err)) == 1
+    assert "no formant statistics for spkB" in err and "vocoder stats --formants" in err
+    rc, err = vocoder_inproc("stats", exp["root"] / "dump", "--formants", "--out", tmp_path / "stats.json")
+    assert rc == 0, err
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    formants = {spk: stats["speakers"][spk]["formants"]["median_hz"] for spk in ("spkA", "spkB")}
+    assert all(len(f) == 3 and 0 < f[0] < f[1] < f[2] < SR / 2 for f in formants.values())
+    rc, err = convert(exp, "--target", "spkB", "--source-speaker", "spkA", "--vtln", "auto",
+                      "--stats", tmp_path / "stats.json", exp["data"], tmp_path / "auto")
+    assert rc == 0, err
+    record = json.loads((tmp_path / "auto" / "convert.json").read_text())
+    want = vtln_factor(formants["spkA"], formants["spkB"])
+    assert [e["vtln_alpha"] for e in record["utterances"].values()] == pytest.approx([want] * len(UTTS))
+    # Without --source-speaker, each input utterance's own formants.
+    rc, err = convert(exp, "--target", "spkB", "--vtln", "auto", "--stats", tmp_path / "stats.json", src,
+                      tmp_path / "one.wav")
+    assert rc == 0 and "vtln x" in err, err
+
+
 def test_errors_are_one_line(exp, tmp_path):
     src = exp["root"] / "spkA_u1.wav"
     rc, err = convert(exp, "--target", "carol", src, tmp_path / "x.wav")

@@ -30,6 +30,13 @@ def test_debug_recipe_converts_every_pair_and_scores_it(tmp_path):
     summary = json.loads((exp / "metrics.json").read_text())["sets"]["speech_eval"]["systems"]["ddsp_vc"]["summary"]
     for key in ("mcd_db", "mcd_source_db", "mcd_reduction", "accuracy", "f0_track_corr"):
         assert key in summary, key
+    # Vocal tract length normalisation: formant statistics per voice, a warp per conversion
+    # (above 1 from the male diphone voices to the female ones), passed on to the f0 scoring.
+    stats = json.loads((work / "dump_debug" / "speech_train" / "stats.json").read_text())["speakers"]
+    assert all(len(stats[v]["formants"]["median_hz"]) == 3 for v in voices)
+    alpha = json.loads((exp / "wav" / "kal_to_slt" / "convert.json").read_text())["utterances"]
+    assert all(0.8 <= e["vtln_alpha"] <= 1.25 for e in alpha.values())
+    assert all(len(line.split()) == 7 for line in (exp / "eval" / "pairs.txt").read_text().splitlines())
     # Rerunning the conversion stage skips what is there.
     res = run_recipe(work, "--debug", "true", "--stage", "4", "--stop_stage", "4", OMP_NUM_THREADS="1")
     assert res.returncode == 0, res.stderr[-3000:]

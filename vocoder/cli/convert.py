@@ -3,7 +3,8 @@
     vocoder convert --checkpoint EXP_OR_CKPT (--target NAME | --mix "spk1:0.7,spk2:0.3") IN OUT
                     [--f0-transform stats|fold|shift|none] [--f0-shift SEMITONES]
                     [--loudness-transform stats|none] [--loudness-shift DB] [--stats STATS_JSON]
-                    [--source-speaker NAME] [--dry | --reverb-from CKPT_OR_WAV] [--device auto]
+                    [--source-speaker NAME] [--vtln none|auto|FACTOR]
+                    [--dry | --reverb-from CKPT_OR_WAV] [--device auto]
 
 IN is one audio file (OUT: the output wav, or a directory for OUT/<name>.wav), or a Kaldi
 data dir, wav.scp, directory of audio files or feature dump (OUT: a directory of
@@ -22,6 +23,14 @@ stats) is shifted so that its mean over non-silent frames matches the target's;
 carries (blended with the --mix weights); source statistics are those of
 --source-speaker in the same file, else measured on each input utterance.
 
+--vtln (vocal tract length normalisation; models with an MFCC content encoder): the
+MFCCs are warped in frequency by FACTOR (above 1: formants up) before the encoder.
+`auto` takes the geometric mean of the target's over the source's F1-F3 medians (the
+statistics of `vocoder stats --formants`; the source's from --source-speaker, else
+measured on each input utterance), clipped to 0.8-1.25. The model never saw the source
+voice's formant positions with the target's embedding; warping moves them to where the
+target's are (docs/voice_conversion.md has the measurements).
+
 --dry bypasses the learned reverb; --reverb-from uses another checkpoint's learned
 reverb or an impulse response file (resampled to the model's rate) instead.
 
@@ -29,8 +38,8 @@ With many inputs, an utterance that fails is reported (file and cause) and the o
 go on; the failures are listed at the end and the exit status is 1 (--fail-fast stops
 at the first). Outputs are written atomically. A directory output gets OUT/convert.json:
 the checkpoint, step and conversion settings, and per utterance the f0 shift applied
-(median over voiced frames, semitones; e.g. the octaves `fold` chose) and the loudness
-offset. Rerunning with the same checkpoint and settings skips the wavs already there
+(median over voiced frames, semitones; e.g. the octaves `fold` chose), the loudness
+offset and the --vtln factor. Rerunning with the same checkpoint and settings skips the wavs already there
 (recipes rerun a stage after a crash); other settings, or --overwrite, rewrite them.
 """
 from __future__ import annotations
@@ -65,6 +74,9 @@ def add_arguments(p) -> None:
     p.add_argument("--source-speaker", metavar="NAME",
                    help="take the source statistics of this speaker in the statistics (default: measured on "
                         "each input utterance)")
+    p.add_argument("--vtln", default="none", type=_vtln_arg, metavar="none|auto|FACTOR",
+                   help="warp the content MFCCs in frequency: none (default), auto (target's / source's "
+                        "formants, from `vocoder stats --formants`) or a factor such as 1.15")
     room = p.add_mutually_exclusive_group()
     room.add_argument("--dry", action="store_true", help="bypass the learned reverb")
     room.add_argument("--reverb-from", metavar="CKPT_OR_WAV",
@@ -76,6 +88,21 @@ def add_arguments(p) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="rewrite existing wavs of a directory output even if made with the same settings")
     p.add_argument("--allow-pipes", action="store_true", help="run `cmd |` entries of an IN wav.scp")
+
+
+def _vtln_arg(text: str):
+    import argparse
+    import math
+
+    if text in ("none", "auto"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0.5 <= value <= 2.0):
+        raise argparse.ArgumentTypeError(f"expected none, auto or a factor between 0.5 and 2, got {text!r}")
+    return value
 
 
 def load_speaker_stats(path, state: dict, ckpt) -> tuple[dict | None, str]:
@@ -110,6 +137,7 @@ class _Inputs:
 
         p = Path(path)
         self.cfg, self.streams, self.dump, self.items = feature_config, streams, None, {}
+        self._wav_dump = None
         if p.is_dir() and (p / "feats.yaml").is_file():
             dump = FeatureDump(p, streams=streams)
             if dump.sample_rate != model.sample_rate or dump.hop_length != model.hop_length:
@@ -124,6 +152,30 @@ class _Inputs:
         if not self.utts:
             raise ValueError(f"{path}: no utterances")
         self.single = p.is_file() and p.suffix != ".scp"
+
+    def formants(self, utt: str, vuv):
+        """F1-F3 medians over the voiced frames of one input utterance (``--vtln auto``
+        without ``--source-speaker``)."""
+        from ..analysis.formants import formant_medians, formant_tracks
+        from ..data.sources import load_item
+
+        if self.dump is not None:
+            from ..data.features import FeatureDump
+
+            if not (self.dump.path / "wav.scp").is_file():
+                raise ValueError(f"{self.dump.path}: no audio in the dump to measure formants on; "
+                                 "pass --source-speaker")
+            if self._wav_dump is None:
+                self._wav_dump = FeatureDump(self.dump.path, streams=["wav"])
+            audio = self._wav_dump.load(utt, ["wav"])["wav"]
+        else:
+            audio, _ = load_item(self.items[utt], sample_rate=self.cfg.sample_rate)
+        tracks = formant_tracks(audio, sample_rate=self.cfg.sample_rate, hop_length=self.cfg.hop_length,
+                                name=self.label(utt))
+        medians, _ = formant_medians(tracks, vuv)
+        if medians is None:
+            raise ValueError(f"{self.label(utt)}: no voiced frame with formants to measure (--vtln auto)")
+        return medians
 
     def label(self, utt: str) -> str:
         return self.items[utt].source if self.items else f"{self.dump.path}:{utt}"
@@ -152,6 +204,8 @@ def run(args) -> int:
         parse_mix,
         speaker_stats,
         transform_f0,
+        vtln_factor,
+        warp_mfcc,
     )
     from ..data.features import FRAME_STREAMS, FeatureConfig
     from ..outputs import OutputError, remove_stale_temps
@@ -182,7 +236,8 @@ def run(args) -> int:
     speaker_index = indices[max(range(len(parts)), key=lambda i: parts[i][1])]
     target_name = args.target or args.mix
 
-    need_stats = args.f0_transform in ("stats", "fold") or args.loudness_transform == "stats"
+    need_stats = (args.f0_transform in ("stats", "fold") or args.loudness_transform == "stats"
+                  or args.vtln == "auto")
     stats, stats_from = load_speaker_stats(args.stats, state, ckpt)
     if stats is None and (need_stats or args.source_speaker):
         raise ValueError(f"{ckpt}: no per-speaker statistics in the checkpoint; pass --stats DUMP/stats.json "
@@ -192,6 +247,15 @@ def run(args) -> int:
         target = blend_stats([(speaker_stats(stats, spk, where=stats_from), w) for spk, w in parts])
     if args.source_speaker:
         source = speaker_stats(stats, args.source_speaker, where=stats_from)
+    if args.vtln != "none":
+        if "mfcc" not in streams:
+            raise ValueError(f"{ckpt}: model {name!r} has no MFCC content encoder; --vtln has nothing to warp")
+        if args.vtln == "auto":
+            missing = [who for who, st in ((target_name, target), (args.source_speaker, source))
+                       if who and st is not None and st.formants_hz is None]
+            if missing:
+                raise ValueError(f"{stats_from}: no formant statistics for {', '.join(missing)}; "
+                                 "run `vocoder stats --formants DUMP` and pass --stats")
 
     features = (state.get("config") or {}).get("features")
     if not features:
@@ -216,8 +280,8 @@ def run(args) -> int:
                 "mix": args.mix, "f0_transform": args.f0_transform, "f0_shift": args.f0_shift,
                 "loudness_transform": args.loudness_transform, "loudness_shift": args.loudness_shift,
                 "stats": str(Path(args.stats).resolve()) if args.stats else None,
-                "source_speaker": args.source_speaker, "dry": args.dry, "reverb_from": args.reverb_from,
-                "seed": args.seed}
+                "source_speaker": args.source_speaker, "vtln": args.vtln, "dry": args.dry,
+                "reverb_from": args.reverb_from, "seed": args.seed}
     record: dict[str, dict] = {}
     if not inputs.single:
         record = _previous_record(out / "convert.json", settings) if not args.overwrite else {}
@@ -238,18 +302,29 @@ def run(args) -> int:
             gain = args.loudness_shift
             if args.loudness_transform == "stats":
                 gain += loudness_offset(source=src, target=target)
+            alpha = 1.0
+            if args.vtln == "auto":
+                src_formants = source.formants_hz if source is not None else inputs.formants(utt, feats["vuv"])
+                alpha = vtln_factor(src_formants, target.formants_hz)
+            elif args.vtln != "none":
+                alpha = float(args.vtln)
+            if alpha != 1.0:
+                feats["mfcc"] = warp_mfcc(feats["mfcc"], alpha, sample_rate=feature_config.sample_rate,
+                                          n_mels=feature_config.mfcc_n_mels)
             audio = synthesize_utterance(model, feats, speaker_index=speaker_index, loudness_shift=gain,
                                          dry=args.dry, device=device, seed=args.seed,
                                          speaker_embedding=embedding, reverb=reverb)
             save_audio(paths[utt], audio[:n], model.sample_rate)
             if not inputs.single:
                 # Kept up to date item by item: after a crash, a rerun skips what was done.
-                record[utt] = {"f0_shift_semitones": _applied_shift(f0_in, feats), "loudness_shift_db": gain}
+                record[utt] = {"f0_shift_semitones": _applied_shift(f0_in, feats), "loudness_shift_db": gain,
+                               "vtln_alpha": alpha}
                 _write_record(out / "convert.json", settings, record)
             done += 1
             if inputs.single:
                 print(f"vocoder convert: {paths[utt]}: to {target_name}; {_f0_summary(f0_in, feats)}, "
-                      f"loudness {gain:+.1f} dB", file=sys.stderr)
+                      f"loudness {gain:+.1f} dB" + (f", vtln x{alpha:.3f}" if args.vtln != "none" else ""),
+                      file=sys.stderr)
         except OutputError:
             raise  # disk full or unwritable output: every item would fail; stop with the cause
         except (ValueError, OSError, RuntimeError) as exc:

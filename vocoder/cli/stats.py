@@ -1,6 +1,6 @@
 """Statistics of a feature dump: normalisation and per-speaker values.
 
-    vocoder stats DUMP_DIR [--out DUMP_DIR/stats.json]
+    vocoder stats DUMP_DIR [--out DUMP_DIR/stats.json] [--formants [--formant-utts N]]
 
 Writes JSON with global and per-speaker mean/std of log-f0 (voiced frames), loudness
 (dB) and mel bins, and per speaker the f0 percentiles (5th, 50th, 95th) and the
@@ -8,6 +8,10 @@ loudness of the non-silent frames (within 40 dB of each utterance's loudest fram
 used by `vocoder convert` for f0 transforms, instrument range folding and loudness
 matching. Models store the global values in their buffers; checkpoints carry the
 per-speaker values.
+
+--formants adds per speaker the medians of F1-F3 over voiced frames (Praat's Burg
+analysis of the dump's audio, the first --formant-utts utterances of each speaker in
+sorted order), the vocal-tract-length summary that `vocoder convert --vtln auto` uses.
 """
 from __future__ import annotations
 
@@ -27,6 +31,10 @@ STATS_VERSION = 1
 def add_arguments(p) -> None:
     p.add_argument("dump_dir", help="feature dump directory (from `vocoder extract`)")
     p.add_argument("--out", help="output JSON (default DUMP_DIR/stats.json)")
+    p.add_argument("--formants", action="store_true",
+                   help="also per-speaker median formant frequencies F1-F3 (for `vocoder convert --vtln auto`)")
+    p.add_argument("--formant-utts", type=int, default=50, metavar="N",
+                   help="utterances per speaker analysed for --formants (default 50)")
 
 
 class _Acc:
@@ -85,13 +93,48 @@ def compute_stats(dump: FeatureDump) -> dict:
             "global": {k: v.result() for k, v in glob.items() if v.n}, "speakers": speakers}
 
 
+def formant_stats(dump: FeatureDump, *, max_utts: int = 50) -> dict[str, dict]:
+    """speaker -> {"median_hz": [F1, F2, F3], "frames": n, "utts": n} over voiced frames
+    of the speaker's first ``max_utts`` utterances (sorted ids)."""
+    from ..analysis.formants import formant_medians, formant_tracks
+
+    if "wav" not in dump.streams or "vuv" not in dump.streams:
+        raise ValueError(f"{dump.path}: --formants needs the dump's audio (wav.scp) and voicing (vuv.scp)")
+    if max_utts < 1:
+        raise ValueError(f"--formant-utts must be at least 1, got {max_utts}")
+    by_spk: dict[str, list[str]] = {}
+    for utt in sorted(dump.utts):
+        by_spk.setdefault(dump.speaker(utt), []).append(utt)
+    out = {}
+    for spk, utts in sorted(by_spk.items()):
+        tracks, vuv = [], []
+        for utt in utts[:max_utts]:
+            d = dump.load(utt, ["wav", "vuv"])
+            t = formant_tracks(d["wav"], sample_rate=dump.sample_rate, hop_length=dump.hop_length,
+                               name=f"{dump.path}:{utt}")
+            n = min(len(t), len(d["vuv"]))
+            tracks.append(t[:n])
+            vuv.append(d["vuv"][:n])
+        medians, frames = formant_medians(np.concatenate(tracks), np.concatenate(vuv))
+        out[spk] = {"median_hz": medians, "frames": frames, "utts": min(len(utts), max_utts)}
+    return out
+
+
 def run(args) -> int:
     dump = FeatureDump(args.dump_dir)
     stats = compute_stats(dump)
+    if args.formants:
+        for spk, entry in formant_stats(dump, max_utts=args.formant_utts).items():
+            stats["speakers"].setdefault(spk, {})["formants"] = entry
     out = Path(args.out or Path(args.dump_dir) / "stats.json")
     write_atomic(out, json.dumps(stats, indent=1), what="statistics")
     g = stats["global"]
     print(f"vocoder stats: {out}: {stats['n_utts']} utterances, {len(stats['speakers'])} speakers; "
           f"log-f0 mean {g.get('logf0', {}).get('mean', float('nan')):.3f}, "
           f"loudness mean {g.get('loudness', {}).get('mean', float('nan')):.1f} dB", file=sys.stderr)
+    if args.formants:
+        for spk, entry in stats["speakers"].items():
+            med = (entry.get("formants") or {}).get("median_hz")
+            text = " ".join(f"F{k + 1} {v:.0f}" for k, v in enumerate(med)) if med else "no voiced frames"
+            print(f"vocoder stats:   {spk}: {text} Hz", file=sys.stderr)
     return 0

@@ -16,8 +16,8 @@ The fast path is taken only where it changes nothing but speed: CPU float32 tens
 autograd graph to build (inference or ``torch.no_grad``), a plain single-layer
 unidirectional ``nn.GRU`` (a quantised or scripted GRU is called as it is). Everything
 else, training included, calls the module itself, and so do GRUs over 256 units or
-batches past 512 units in all, where torch's batched multi-threaded products are faster. ``VOCODER_FAST_GRU=0`` turns the fast
-path off.
+batches past 512 units in all, where torch's batched multi-threaded products are
+faster. ``VOCODER_FAST_GRU=0`` turns the fast path off.
 """
 from __future__ import annotations
 

@@ -17,10 +17,10 @@
 #                  sentence, parallel across voices: eval arctic_b0508..b0539 (the last 32),
 #                  dev arctic_b0476..b0507 (the 32 before), train the other 1068
 #   1 features     vocoder extract --nj N -> dump/{train,dev}
-#   2 statistics   vocoder stats dump/train (per-voice log-f0 and loudness)
+#   2 statistics   vocoder stats dump/train --formants (per-voice log-f0, loudness, formants)
 #   3 training     vocoder train -> $expdir/model (one embedding per voice)
 #   4 conversion   every eval sentence of every voice into every other voice:
-#                  vocoder convert --target T -> $expdir/wav/<src>_to_<tgt>/<utt>.wav
+#                  vocoder convert --target T --vtln auto -> $expdir/wav/<src>_to_<tgt>/<utt>.wav
 #   5 evaluation   vocoder evaluate-conversion against the target voice's recording of the
 #                  same sentence (utils/make_vc_pairs.py) -> $expdir/metrics.json
 set -euo pipefail
@@ -101,7 +101,7 @@ fi
 
 if (( stage <= 2 && 2 <= stop_stage )); then
   log "stage 2: statistics (per voice: log-f0 and loudness for the conversion)"
-  vocoder stats "$dumpdir/train"
+  vocoder stats --formants "$dumpdir/train"
 fi
 
 if (( stage <= 3 && 3 <= stop_stage )); then
@@ -125,8 +125,8 @@ if (( stage <= 4 && 4 <= stop_stage )); then
     for tgt in $voices; do
       [[ $src == "$tgt" ]] && continue
       ${decode_cmd} "$expdir/log/convert_${src}_to_${tgt}.log" \
-        vocoder convert --checkpoint "$expdir/model" --target "$tgt" --source-speaker "$src" \
-        --device "$device" "$src_dir" "$expdir/wav/${src}_to_${tgt}"
+        vocoder convert --checkpoint "$expdir/model" --target "$tgt" --source-speaker "$src" --vtln auto \
+        --stats "$dumpdir/train/stats.json" --device "$device" "$src_dir" "$expdir/wav/${src}_to_${tgt}"
     done
   done
 fi
@@ -136,7 +136,7 @@ if (( stage <= 5 && 5 <= stop_stage )); then
   # One line per converted utterance, with the target voice's recording of the same
   # sentence as the reference (utt ids are <voice>_<sentence>).
   pairs=$expdir/eval/pairs.txt
-  utils/make_vc_pairs.py --out "$pairs" "$datadir/eval" "$expdir/wav"
+  utils/make_vc_pairs.py --f0-shifts --out "$pairs" "$datadir/eval" "$expdir/wav"
   read -r sr hop f0min f0max < <(python3 -c "import yaml, sys
 f = yaml.safe_load(open(sys.argv[1]))['features']
 print(f['sample_rate'], f['hop_length'], f['f0_min'], f['f0_max'])" "$dumpdir/train/feats.yaml")

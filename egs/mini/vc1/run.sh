@@ -8,10 +8,10 @@
 # Stages (each one idempotent: rerunning skips finished work, nothing is deleted):
 #   0 data prep      corpus FLAC -> data/speech_{train,dev,eval}
 #   1 features       vocoder extract --nj N -> dump/speech_<set>
-#   2 statistics     vocoder stats dump/speech_train (per-voice log-f0 and loudness)
+#   2 statistics     vocoder stats dump/speech_train --formants (per-voice log-f0, loudness, formants)
 #   3 training       vocoder train -> $expdir/model (one embedding per voice)
 #   4 conversion     every eval sentence of every voice into every other voice:
-#                    vocoder convert --target T -> $expdir/wav/<src>_to_<tgt>/<utt>.wav
+#                    vocoder convert --target T --vtln auto -> $expdir/wav/<src>_to_<tgt>/<utt>.wav
 #   5 evaluation     vocoder evaluate-conversion: DTW MCD against the target voice's
 #                    recording of the same sentence (next to source vs target), log-f0
 #                    mean against the target's, f0 correlation with the source, and a
@@ -82,7 +82,7 @@ fi
 
 if (( stage <= 2 && 2 <= stop_stage )); then
   log "stage 2: statistics (per voice: log-f0 and loudness for the conversion)"
-  vocoder stats "$dumpdir/${d}_train"
+  vocoder stats --formants "$dumpdir/${d}_train"
 fi
 
 if (( stage <= 3 && 3 <= stop_stage )); then
@@ -107,8 +107,8 @@ if (( stage <= 4 && 4 <= stop_stage )); then
     for tgt in $voices; do
       [[ $src == "$tgt" ]] && continue
       ${decode_cmd} "$expdir/log/convert_${src}_to_${tgt}.log" \
-        vocoder convert --checkpoint "$expdir/model" --target "$tgt" --source-speaker "$src" --device "$device" \
-        "$src_dir" "$expdir/wav/${src}_to_${tgt}"
+        vocoder convert --checkpoint "$expdir/model" --target "$tgt" --source-speaker "$src" --vtln auto --device "$device" \
+        --stats "$dumpdir/${d}_train/stats.json" "$src_dir" "$expdir/wav/${src}_to_${tgt}"
     done
   done
 fi
@@ -119,7 +119,7 @@ if (( stage <= 5 && 5 <= stop_stage )); then
   # target_reference (the target voice's recording of the same sentence: utt ids are
   # <voice>_<sentence>).
   pairs=$expdir/eval/pairs.txt
-  utils/make_vc_pairs.py --speakers "$voices" --out "$pairs" "$datadir/${d}_eval" "$expdir/wav"
+  utils/make_vc_pairs.py --speakers "$voices" --f0-shifts --out "$pairs" "$datadir/${d}_eval" "$expdir/wav"
   read -r sr hop f0min f0max < <(python3 -c "import yaml, sys
 f = yaml.safe_load(open(sys.argv[1]))['features']
 print(f['sample_rate'], f['hop_length'], f['f0_min'], f['f0_max'])" "$dumpdir/${d}_train/feats.yaml")

@@ -18,10 +18,10 @@
 #                  rainbow passage every speaker reads: parallel), dev 025-034, train the
 #                  rest minus any utterance whose text is an eval/dev sentence
 #   1 features     vocoder extract --nj N -> dump/{train,dev} (48 kHz FLAC -> 24 kHz)
-#   2 statistics   vocoder stats dump/train (per-speaker log-f0 and loudness)
+#   2 statistics   vocoder stats dump/train --formants (per-speaker log-f0, loudness, formants)
 #   3 training     vocoder train -> $expdir/model (one embedding per speaker)
 #   4 conversion   every eval sentence of every --vc_speakers voice into every other one:
-#                  vocoder convert --target T -> $expdir/wav/<src>_to_<tgt>/<utt>.wav
+#                  vocoder convert --target T --vtln auto -> $expdir/wav/<src>_to_<tgt>/<utt>.wav
 #   5 evaluation   vocoder evaluate-conversion against the target's recording of the same
 #                  sentence (utils/make_vc_pairs.py; the speaker classifier is trained on
 #                  the --vc_speakers' training utterances) -> $expdir/metrics.json
@@ -106,7 +106,7 @@ fi
 
 if (( stage <= 2 && 2 <= stop_stage )); then
   log "stage 2: statistics (per speaker: log-f0 and loudness for the conversion)"
-  vocoder stats "$dumpdir/train"
+  vocoder stats --formants "$dumpdir/train"
 fi
 
 if (( stage <= 3 && 3 <= stop_stage )); then
@@ -149,8 +149,8 @@ if (( stage <= 4 && 4 <= stop_stage )); then
     for tgt in $voices; do
       [[ $src == "$tgt" ]] && continue
       ${decode_cmd} "$expdir/log/convert_${src}_to_${tgt}.log" \
-        vocoder convert --checkpoint "$expdir/model" --target "$tgt" --source-speaker "$src" \
-        --device "$device" "$src_dir" "$expdir/wav/${src}_to_${tgt}"
+        vocoder convert --checkpoint "$expdir/model" --target "$tgt" --source-speaker "$src" --vtln auto \
+        --stats "$dumpdir/train/stats.json" --device "$device" "$src_dir" "$expdir/wav/${src}_to_${tgt}"
     done
   done
 fi
@@ -160,7 +160,7 @@ if (( stage <= 5 && 5 <= stop_stage )); then
   # One line per converted utterance, with the target's recording of the same sentence
   # (same number and same text) as the reference.
   pairs=$expdir/eval/pairs.txt
-  utils/make_vc_pairs.py --speakers "$voices" --out "$pairs" "$datadir/eval" "$expdir/wav"
+  utils/make_vc_pairs.py --speakers "$voices" --f0-shifts --out "$pairs" "$datadir/eval" "$expdir/wav"
   # The speaker classifier tells the conversion speakers apart: their training and eval
   # utterances only.
   for s in train eval; do
