@@ -4,9 +4,11 @@
 Models (random weights: the speed does not depend on training), at the sizes the recipes
 train:
 
-- ``ddsp``: the DDSP speech model of egs/mini/voc1/conf/ddsp_speech.yaml (MFCC encoder
-  GRU 128, decoder MLPs 2 x 256, GRU 256, 80 harmonics, 65 noise bands, speaker
-  embedding, 0.25 s learned reverb) at 22.05 kHz with hop 256;
+- ``ddsp``: a DDSP speech model at the sizes of egs/mini/voc1/conf/ddsp_speech.yaml (MFCC
+  encoder GRU 128, decoder MLPs 2 x 256, GRU 256, 80 harmonics, 65 noise bands, speaker
+  embedding), with a 0.25 s learned reverb (the demo config leaves it out for its dry
+  voices; the issue's figure is for the whole model, reverb included), at 22.05 kHz
+  with hop 256;
 - ``mel``: the mel vocoder of egs/mini/voc2/conf/mel_vocoder.yaml (5 dilated convs of
   128 channels, predicted f0, WORLD-style source-filter synthesis, FFT 1024);
 - ``pyworld``: ``pyworld.synthesize`` of the same utterance's WORLD features (f0, 513-bin
