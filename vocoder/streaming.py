@@ -59,7 +59,7 @@ import torch.nn.functional as F
 
 from .dsp.filters import frequency_sampling_fir, next_fast_len
 from .dsp.oscillators import frame_phase, harmonic_synthesis
-from .models.rnn import gru
+from .models.rnn import gru, warm_up_gru
 
 __all__ = [
     "StreamingConvolver",
@@ -233,6 +233,9 @@ class StreamingSynth:
         self.dtype, self.device = torch.float32, p.device
         self.generator = generator
         self.noise_source = noise
+        # Load (or compile) the GRU loop now, not in the first block's time budget.
+        if any(isinstance(m, torch.nn.GRU) for m in model.modules()):
+            warm_up_gru()
         ir = None
         if reverb_ir is not None:
             ir = reverb_ir

@@ -81,3 +81,16 @@ def test_ddsp_inference_unchanged(monkeypatch):
         slow = m.decode({"f0_continuous": inputs["f0_hz"], **inputs})
     for k in ("amplitude", "harmonic_distribution", "noise_magnitudes", "z", "gru_state"):
         torch.testing.assert_close(fast[k], slow[k], atol=1e-5, rtol=1e-4)
+
+
+def test_streams_load_the_loop_before_their_first_block(monkeypatch):
+    from vocoder.streaming import StreamingSynth
+
+    calls = []
+    monkeypatch.setattr("vocoder.streaming.warm_up_gru", lambda: calls.append(1))
+    m = DDSP(sample_rate=16000, hop_length=160, n_harmonics=8, n_noise_bands=9, hidden_size=16, gru_size=16,
+             mlp_layers=1, z_dim=0, reverb=False).eval()
+    StreamingSynth.from_model(m)
+    assert calls == [1]
+    rnn.warm_up_gru()  # the real one: compiles or loads, then runs
+    assert rnn._kernel is not None

@@ -129,3 +129,13 @@ def gru(module: nn.Module, x: torch.Tensor, h0: torch.Tensor | None = None
         _kernel(gi.numpy(), module.weight_hh_l0.detach().contiguous().numpy(),
                 module.bias_hh_l0.detach().contiguous().numpy(), start.numpy(), out.numpy(), h_n.numpy())
     return out, h_n.unsqueeze(0)
+
+
+def warm_up_gru() -> None:
+    """Compile the loop, or load it from numba's cache (about 1 s in a new process), so
+    that a real-time caller does not pay for it in its first block."""
+    if os.environ.get("VOCODER_FAST_GRU", "1") == "0" or _compile() is None:
+        return
+    one = np.zeros((1, 3), np.float32)
+    _kernel(np.zeros((1, 1, 3), np.float32), np.zeros((3, 1), np.float32), np.zeros(3, np.float32), one[:, :1],
+            np.zeros((1, 1, 1), np.float32), np.zeros((1, 1), np.float32))
