@@ -150,3 +150,51 @@ def test_errors():
         multiscale_spectral_loss(pred, target, reduction="max")
     with pytest.raises(ValueError, match="overlap"):
         MultiScaleSpectralLoss(fft_sizes=(6,))
+
+
+# ------------------------------------------------------------------ log-mel loss
+
+def _log_mel_reference(x, *, sr, n_fft, n_mels, eps):
+    """ln of the librosa mel filterbank applied to |STFT| with the loss's pad_end framing."""
+    hop = n_fft // 4
+    n_frames = math.ceil(x.size / hop)
+    x = np.pad(x, (0, (n_frames - 1) * hop + n_fft - x.size))
+    mag = np.abs(librosa.stft(x, n_fft=n_fft, hop_length=hop, center=False))
+    fb = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, htk=False, norm="slaney")
+    return np.log(np.maximum(fb @ mag, eps))
+
+
+def test_log_mel_loss_matches_librosa_reference():
+    from vocoder.losses import LogMelLoss
+
+    pred, target = _pair(batch=2, n=6000, dtype=torch.float64)
+    loss = LogMelLoss(sample_rate=16000, n_fft=512, n_mels=40, reduction="none")
+    got = loss(pred, target).numpy()
+    want = [np.mean(np.abs(_log_mel_reference(p, sr=16000, n_fft=512, n_mels=40, eps=1e-5)
+                           - _log_mel_reference(t, sr=16000, n_fft=512, n_mels=40, eps=1e-5)))
+            for p, t in zip(pred.numpy(), target.numpy())]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_log_mel_loss_reads_a_gain_as_its_log():
+    """A gain g above the floor shifts every log-mel value by ln g: the loss is |ln g|."""
+    from vocoder.losses import LogMelLoss
+
+    _, target = _pair(batch=1, n=8000, dtype=torch.float64)
+    loss = LogMelLoss(sample_rate=16000, n_fft=1024, n_mels=80)
+    assert float(loss(target, target)) == 0.0
+    for g in (0.5, 2.0, 10.0):
+        assert float(loss(g * target, target)) == pytest.approx(abs(math.log(g)), rel=1e-9)
+
+
+def test_log_mel_loss_gradient_and_errors():
+    from vocoder.losses import LogMelLoss
+
+    pred, target = _pair(batch=2, n=3000)
+    pred = torch.zeros_like(pred).requires_grad_(True)  # silent prediction: floored, still finite
+    LogMelLoss(sample_rate=22050, n_fft=1024)(pred, target).backward()
+    assert torch.isfinite(pred.grad).all()
+    with pytest.raises(ValueError, match="hold no FFT bin"):
+        LogMelLoss(sample_rate=16000, n_fft=64, n_mels=80)
+    with pytest.raises(ValueError, match="same shape"):
+        LogMelLoss(sample_rate=16000)(torch.zeros(1, 100), torch.zeros(1, 200))

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from vocoder.dsp.spectral import get_window, stft
+from vocoder.dsp.spectral import get_window, mel_filterbank, stft
 
 __all__ = [
+    "LogMelLoss",
     "MultiScaleSpectralLoss",
     "multiscale_spectral_distance",
     "multiscale_spectral_loss",
@@ -257,3 +258,58 @@ class MultiScaleSpectralLoss(nn.Module):
             f"linear_weight={self.linear_weight}, log_weight={self.log_weight}, "
             f"eps={self.eps}, reduction={self.reduction!r}"
         )
+
+
+class LogMelLoss(nn.Module):
+    """L1 distance of log mel spectrograms (HiFi-GAN's mel-spectrogram loss).
+
+    ``mean |ln(max(M_pred, eps)) - ln(max(M_target, eps))|`` over frames and bands, with
+    ``M`` the magnitude spectrogram (periodic Hann window of ``n_fft``, hop
+    ``n_fft // 4``, frames as in :func:`multiscale_spectral_loss`: ``pad_end``) times a
+    Slaney mel filterbank of ``n_mels`` bands over ``f_min``..``f_max``.
+
+    The multi-scale spectral loss weighs every linear-frequency bin alike, so most of
+    its weight lies above 2 kHz; this term spends its weight on a mel scale, as
+    mel-cepstral distortion (MCD) does. ``TrainConfig.mel_loss_weight`` adds it to the
+    training loss.
+
+    Shapes: ``forward(pred, target)`` with (batch, samples) tensors -> scalar (the mean
+    over items), or (batch,) with ``reduction="none"``.
+    """
+
+    def __init__(self, *, sample_rate: float, n_fft: int = 1024, n_mels: int = 80, f_min: float = 0.0,
+                 f_max: float | None = None, eps: float = 1e-5, reduction: str = "mean") -> None:
+        super().__init__()
+        if reduction not in ("mean", "none"):
+            raise ValueError(f"reduction: expected 'mean' or 'none', got {reduction!r}")
+        self.n_fft = int(n_fft)
+        if self.n_fft < 4:
+            raise ValueError(f"n_fft must be at least 4, got {n_fft}")
+        self.hop = self.n_fft // 4
+        self.eps = float(eps)
+        self.reduction = reduction
+        fb = mel_filterbank(sample_rate=sample_rate, n_fft=self.n_fft, n_mels=int(n_mels), f_min=f_min,
+                            f_max=f_max)
+        if bool((fb.sum(dim=0) <= 0).any()):
+            raise ValueError(f"LogMelLoss: {n_mels} mel bands over {f_min}-{f_max} Hz are too many for "
+                             f"n_fft {n_fft} at {sample_rate} Hz: some bands hold no FFT bin")
+        self.register_buffer("filterbank", fb, persistent=False)
+        self.register_buffer("window", get_window("hann", self.n_fft), persistent=False)
+
+    def _log_mel(self, audio: torch.Tensor) -> torch.Tensor:
+        mag = _padded_magnitudes(audio, self.n_fft, self.hop, self.window.to(audio.dtype))
+        return torch.log((mag @ self.filterbank.to(mag.dtype)).clamp(min=self.eps))
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        _check_pair(pred, target)
+        squeeze = pred.ndim == 1
+        pred2, target2 = pred.reshape(-1, pred.shape[-1]), target.reshape(-1, target.shape[-1])
+        with torch.set_grad_enabled(target.requires_grad and torch.is_grad_enabled()):
+            t = self._log_mel(target2)
+        per_item = (self._log_mel(pred2) - t).abs().mean(dim=(-2, -1))
+        if self.reduction == "mean":
+            return per_item.mean()
+        return per_item[0] if squeeze else per_item
+
+    def extra_repr(self) -> str:
+        return f"n_fft={self.n_fft}, n_mels={self.filterbank.shape[1]}, eps={self.eps}"

@@ -446,3 +446,21 @@ def test_ddp_nonfinite_on_one_rank_is_skipped_by_all(dump, tmp_path):
         assert res["skipped_steps"] == 1 and len(res["grads"]) == 3
     for k, v in results[0]["params"].items():
         assert torch.equal(v, results[1]["params"][k]), k
+
+
+def test_mel_loss_weight_adds_the_log_mel_term(dump, tmp_path):
+    """``mel_loss_weight`` adds w x LogMelLoss (64 ms FFT by default) to the training loss."""
+    from vocoder.losses import LogMelLoss
+
+    plain = make_trainer(dump, tmp_path / "a")
+    tr = make_trainer(dump, tmp_path / "b", mel_loss_weight=2.5)
+    assert plain.mel_loss_fn is None
+    assert tr.mel_loss_fn.n_fft == 1024  # 16 kHz: 64 ms is 1024 points
+    gen = torch.Generator().manual_seed(0)
+    target = 0.1 * torch.randn(2, 4000, generator=gen)
+    audio = target + 0.05 * torch.randn(2, 4000, generator=gen)
+    want = plain.loss_fn(audio, target) + 2.5 * LogMelLoss(sample_rate=16000, n_fft=1024)(audio, target)
+    assert float(tr.spectral_loss(audio, target)) == pytest.approx(float(want), rel=1e-6)
+    assert float(plain.spectral_loss(audio, target)) == pytest.approx(float(plain.loss_fn(audio, target)))
+    summary = tr.train()
+    assert summary["steps"] == 10 and np.isfinite(summary["last_loss"])

@@ -1,8 +1,9 @@
 """The training loop: optimiser, LR schedule, AMP, DDP, checkpoints, TensorBoard.
 
 One :class:`Trainer` trains any registered model on :class:`~vocoder.data.dataset.CropDataset`
-examples with the multi-scale spectral loss, plus the model's own ``aux_loss`` when its
-``forward`` returns one (e.g. the mel vocoder's f0 supervision). It
+examples with the multi-scale spectral loss, plus ``mel_loss_weight`` times a log-mel L1
+term (:class:`~vocoder.losses.LogMelLoss`, off by default) and the model's own
+``aux_loss`` when its ``forward`` returns one (e.g. the mel vocoder's f0 supervision). It
 
 * runs on ``cpu`` or ``cuda`` (``resolve_device("auto")`` picks CUDA when present), with
   mixed precision for the network on CUDA (the synthesizers stay float32);
@@ -34,7 +35,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from ..losses import MultiScaleSpectralLoss
+from ..losses import LogMelLoss, MultiScaleSpectralLoss
 from .checkpoint import (
     latest_checkpoint,
     list_checkpoints,
@@ -65,6 +66,11 @@ class TrainConfig:
     fft_sizes: tuple = (2048, 1024, 512, 256, 128, 64)
     log_weight: float = 1.0
     linear_weight: float = 1.0
+    # HiFi-GAN-style log-mel L1 term added to the multi-scale loss (0: off); its analysis
+    # is ``mel_loss_n_fft`` points (0: the power of two nearest 64 ms) and 80 bands 0-Nyquist.
+    mel_loss_weight: float = 0.0
+    mel_loss_n_fft: int = 0
+    mel_loss_bands: int = 80
     checkpoint_interval: int = 1000
     keep_last: int = 3
     log_interval: int = 50
@@ -191,6 +197,11 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.loss_fn = MultiScaleSpectralLoss(fft_sizes=config.fft_sizes, log_weight=config.log_weight,
                                               linear_weight=config.linear_weight).to(device)
+        self.mel_loss_fn = None
+        if config.mel_loss_weight:
+            sr = int(self.model.sample_rate)
+            n_fft = config.mel_loss_n_fft or 2 ** round(math.log2(0.064 * sr))
+            self.mel_loss_fn = LogMelLoss(sample_rate=sr, n_fft=n_fft, n_mels=config.mel_loss_bands).to(device)
         self.amp = bool(config.amp and device.type == "cuda")
         self.step = 0
         self.skipped_steps = 0
@@ -259,12 +270,19 @@ class Trainer:
     def _to_device(self, batch: dict) -> dict:
         return {k: (v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
+    def spectral_loss(self, audio: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The multi-scale spectral loss, plus ``mel_loss_weight`` times the log-mel L1 when set."""
+        loss = self.loss_fn(audio, target)
+        if self.mel_loss_fn is not None:
+            loss = loss + self.cfg.mel_loss_weight * self.mel_loss_fn(audio, target)
+        return loss
+
     def _forward_loss(self, batch: dict, generator=None) -> tuple[torch.Tensor, dict]:
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             out = self.net(batch, generator=generator)
         audio = out["audio"].float()
         target = batch["audio"][:, : audio.shape[-1]]
-        loss = self.loss_fn(audio, target)
+        loss = self.spectral_loss(audio, target)
         if "aux_loss" in out:  # a model's own extra objective (e.g. f0 supervision), a scalar
             loss = loss + out["aux_loss"].float()
         return loss, out
@@ -372,7 +390,7 @@ class Trainer:
             with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 out = self.model(batch, generator=g if self.device.type == "cpu" else None)
             audio = out["audio"].float()
-            losses.append(float(self.loss_fn(audio, batch["audio"][:, : audio.shape[-1]])))
+            losses.append(float(self.spectral_loss(audio, batch["audio"][:, : audio.shape[-1]])))
             if first is None:
                 first = (batch, out)
         self.model.train()
