@@ -493,6 +493,28 @@ def test_evaluate_conversion_f0_tracking_and_classifier(voices_split):
     assert "length mismatch" in longer["warning"]
 
 
+def test_evaluate_conversion_f0_track_method_is_used_for_tracking_only():
+    """``f0_track_method`` re-estimates both tracks for the f0_track_* keys (and only
+    them): equal to f0_tracking of that estimator's tracks; MCD and log-f0 unchanged."""
+    from vocoder.analysis.f0 import estimate_f0
+
+    ref = voice("mid", [0, 1, 2, 3], [0.15] * 4, seed=1)
+    src = voice("low", [0, 1, 2, 3], [0.15] * 4, seed=3)
+    conv = voice("mid", [0, 1, 2, 3], [0.15] * 4, seed=2)
+    kw = dict(sample_rate=SR, target_reference=ref, target_log_f0_mean=math.log(150.0))
+    plain = M.evaluate_conversion(conv, src, **kw)
+    same = M.evaluate_conversion(conv, src, f0_track_method="harvest", **kw)
+    praat = M.evaluate_conversion(conv, src, f0_track_method="praat_ac", **kw)
+    assert same == plain
+    f0 = {"sample_rate": SR, "hop_length": 80, "method": "praat_ac", "f0_min": 65.0, "f0_max": 800.0}
+    want = M.f0_tracking(*estimate_f0(src, **f0), *estimate_f0(conv, **f0))
+    for key, value in want.items():
+        assert praat[key] == pytest.approx(value, nan_ok=True), key
+    assert praat["f0_track_vuv_error_rate"] != plain["f0_track_vuv_error_rate"]  # other voicing
+    for key in ("mcd_db", "mcd_source_db", "log_f0_diff_cents", "source_log_f0_diff_cents"):
+        assert praat[key] == plain[key]
+
+
 def test_summarize_conversion():
     per_utt = {
         "a": {"mcd_db": 4.0, "mcd_source_db": 8.0, "log_f0_diff_cents": -30.0,

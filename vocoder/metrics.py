@@ -947,6 +947,7 @@ def evaluate_conversion(
     f0_method: str = "harvest",
     f0_min: float = 65.0,
     f0_max: float = 800.0,
+    f0_track_method: str | None = None,
     order: int = 24,
     alpha: float | None = None,
     silence_threshold_db: float = 40.0,
@@ -969,7 +970,8 @@ def evaluate_conversion(
     - ``f0_track_corr``, ``f0_track_rmse_cents``, ``f0_track_gross_error_rate``,
       ``f0_track_vuv_error_rate``: :func:`f0_tracking` of the converted f0 against the
       source f0 shifted by ``f0_shift_semitones``, frame by frame (the converted
-      output is time-aligned with its source).
+      output is time-aligned with its source). Both tracks come from
+      ``f0_track_method`` (same range) when it is given, else from ``f0_method``.
     - ``predicted``: ``classifier.predict`` of the converted utterance (None without a
       classifier). When the classifier's analysis settings are these, the converted
       analysis is reused; otherwise it analyses on its own (resampling to its rate).
@@ -985,6 +987,11 @@ def evaluate_conversion(
         classifier: a trained :class:`SpeakerClassifier`, or None.
         f0_method, f0_min, f0_max, order, alpha, silence_threshold_db: analysis and
             MCD settings (see :func:`mcd`).
+        f0_track_method: f0 estimator of the ``f0_track_*`` metrics only (None: the
+            analysis's ``f0_method``). Harvest marks the edges of voiced stretches
+            voiced with stray f0 values; on resynthesised speech these frames decide
+            the correlation (docs/metrics.md), and Praat's ``praat_ac`` reads them as
+            unvoiced.
         converted_name, source_name, reference_name: names in error messages.
     Returns:
         dict with the float keys of :data:`CONVERSION_METRIC_NAMES` (NaN where
@@ -1019,8 +1026,16 @@ def evaluate_conversion(
             a_conv.f0_hz, a_conv.vuv, target_log_f0_mean=target_log_f0_mean)
         out["source_log_f0_diff_cents"] = log_f0_difference_cents(
             a_src.f0_hz, a_src.vuv, target_log_f0_mean=target_log_f0_mean)
-    out.update(f0_tracking(a_src.f0_hz, a_src.vuv, a_conv.f0_hz, a_conv.vuv,
-                           shift_semitones=f0_shift_semitones))
+    if f0_track_method is None or f0_track_method == f0_method:
+        tracks = (a_src.f0_hz, a_src.vuv, a_conv.f0_hz, a_conv.vuv)
+    else:
+        from .analysis.f0 import estimate_f0
+
+        f0_opts = {"sample_rate": sample_rate, "hop_length": hop, "method": f0_track_method,
+                   "f0_min": f0_min, "f0_max": f0_max}
+        tracks = (*estimate_f0(src, name=source_name, **f0_opts),
+                  *estimate_f0(conv, name=converted_name, **f0_opts))
+    out.update(f0_tracking(*tracks, shift_semitones=f0_shift_semitones))
 
     predicted = None
     if classifier is not None:

@@ -231,6 +231,25 @@ def test_batch_from_a_data_dir_and_a_feature_dump(exp, tmp_path):
         np.testing.assert_array_equal(from_data, from_dump)  # the dump holds the same analysis
 
 
+def test_f0_method_swaps_the_estimator_of_audio_input(exp, tmp_path):
+    """--f0-method praat_ac: the input's f0 comes from Praat (recorded in convert.json);
+    the converted tone still plays the source's pitch; a dump input is refused."""
+    outs = {}
+    for method in (None, "praat_ac"):
+        out = tmp_path / (method or "default")
+        extra = ("--f0-method", method) if method else ()
+        rc, err = convert(exp, "--target", "spkA", "--f0-transform", "none", *extra, exp["data"], out)
+        assert rc == 0, err
+        outs[method] = read(out / "spkB_u1.wav")
+        record = json.loads((out / "convert.json").read_text())
+        assert record["settings"].get("f0_method") == method
+    assert not np.array_equal(outs[None], outs["praat_ac"])
+    for audio in outs.values():
+        assert np.exp(np.median(voiced_logf0(audio))) == pytest.approx(200.0, rel=0.05)
+    rc, err = convert(exp, "--target", "spkA", "--f0-method", "praat_ac", exp["root"] / "dump", tmp_path / "d")
+    assert rc == 1 and "--f0-method applies to audio input" in err
+
+
 def test_batch_records_shifts_and_a_rerun_skips_finished_items(exp, tmp_path):
     out = tmp_path / "out"
     args = ("--target", "spkB", "--f0-transform", "fold", exp["data"], out)

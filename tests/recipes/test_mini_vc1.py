@@ -30,6 +30,10 @@ def test_debug_recipe_converts_every_pair_and_scores_it(tmp_path):
     summary = json.loads((exp / "metrics.json").read_text())["sets"]["speech_eval"]["systems"]["ddsp_vc"]["summary"]
     for key in ("mcd_db", "mcd_source_db", "mcd_reduction", "accuracy", "f0_track_corr"):
         assert key in summary, key
+    # Praat f0 for the dump (so for training, statistics and conversion) and the f0 tracking.
+    feats = (work / "dump_debug" / "speech_train" / "feats.yaml").read_text()
+    assert "f0_method: praat_ac" in feats
+    assert doc["settings"]["f0_track_method"] == "praat_ac" and doc["settings"]["f0_method"] == "harvest"
     # Vocal tract length normalisation: formant statistics per voice, a warp per conversion
     # (above 1 from the male diphone voices to the female ones), passed on to the f0 scoring.
     stats = json.loads((work / "dump_debug" / "speech_train" / "stats.json").read_text())["speakers"]

@@ -3,15 +3,15 @@
     vocoder convert --checkpoint EXP_OR_CKPT (--target NAME | --mix "spk1:0.7,spk2:0.3") IN OUT
                     [--f0-transform stats|fold|shift|none] [--f0-shift SEMITONES]
                     [--loudness-transform stats|none] [--loudness-shift DB] [--stats STATS_JSON]
-                    [--source-speaker NAME] [--vtln none|auto|FACTOR]
+                    [--source-speaker NAME] [--vtln none|auto|FACTOR] [--f0-method METHOD]
                     [--dry | --reverb-from CKPT_OR_WAV] [--device auto]
 
 IN is one audio file (OUT: the output wav, or a directory for OUT/<name>.wav), or a Kaldi
 data dir, wav.scp, directory of audio files or feature dump (OUT: a directory of
 <utt>.wav). Features are computed with the checkpoint's analysis settings (a feature
-dump must match them), played through the model with the target's embedding (--mix:
-a weighted blend of embeddings, weights scaled to sum to 1), at the model's rate and
-the input's length.
+dump must match them; --f0-method swaps the f0 estimator for audio input), played
+through the model with the target's embedding (--mix: a weighted blend of embeddings,
+weights scaled to sum to 1), at the model's rate and the input's length.
 
 f0 (--f0-transform): `stats` maps log-f0 by mean and std, (logf0 - mu_src) / sd_src *
 sd_tgt + mu_tgt; `fold` shifts by whole octaves so that the source's median f0 falls in
@@ -48,6 +48,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..analysis.f0 import F0_METHODS
 from ..conversion import F0_TRANSFORMS
 
 
@@ -74,6 +75,10 @@ def add_arguments(p) -> None:
     p.add_argument("--source-speaker", metavar="NAME",
                    help="take the source statistics of this speaker in the statistics (default: measured on "
                         "each input utterance)")
+    p.add_argument("--f0-method", choices=F0_METHODS, default=None,
+                   help="f0 estimator for audio input (default: the checkpoint's); the model reads f0 in Hz, "
+                   "so any estimator serves; praat_ac leaves fewer stray f0 values at voicing edges than "
+                   "harvest (docs/voice_conversion.md)")
     p.add_argument("--vtln", default="none", type=_vtln_arg, metavar="none|auto|FACTOR",
                    help="warp the content MFCCs in frequency: none (default), auto (target's / source's "
                         "formants, from `vocoder stats --formants`) or a factor such as 1.15")
@@ -260,9 +265,14 @@ def run(args) -> int:
     features = (state.get("config") or {}).get("features")
     if not features:
         raise ValueError(f"{ckpt}: checkpoint has no feature settings (`features:` in its config)")
+    if args.f0_method:
+        features = {**features, "f0_method": args.f0_method}
     feature_config = FeatureConfig.from_dict({**features, "streams": [s for s in streams if s in FRAME_STREAMS]})
     inputs = _Inputs(args.input, model=model, feature_config=feature_config, streams=streams,
                      allow_pipes=args.allow_pipes)
+    if args.f0_method and inputs.dump is not None:
+        raise ValueError(f"{args.input}: --f0-method applies to audio input; this feature dump already "
+                         "holds its f0 (extract it with the method wanted)")
     out = Path(args.output)
     if inputs.single:
         paths = {inputs.utts[0]: out / f"{inputs.utts[0]}.wav" if out.is_dir() else out}
@@ -282,6 +292,8 @@ def run(args) -> int:
                 "stats": str(Path(args.stats).resolve()) if args.stats else None,
                 "source_speaker": args.source_speaker, "vtln": args.vtln, "dry": args.dry,
                 "reverb_from": args.reverb_from, "seed": args.seed}
+    if args.f0_method:
+        settings["f0_method"] = args.f0_method
     record: dict[str, dict] = {}
     if not inputs.single:
         record = _previous_record(out / "convert.json", settings) if not args.overwrite else {}

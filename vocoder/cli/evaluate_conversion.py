@@ -11,8 +11,8 @@ speakers (or instruments) converted from and to, as named in utt2spk of --train-
 target_reference_wav (optional): the target speaking the same sentence (parallel
 data), for the MCD, or `-` for none; f0_shift (optional): the transposition this item
 should show, in semitones, overriding --f0-shift (e.g. the octaves that `vocoder
-convert --f0-transform fold` applied, from its convert.json). Relative paths are looked up in the current directory, then in
-the directory of FILE.
+convert --f0-transform fold` applied, from its convert.json). Relative paths are looked
+up in the current directory, then in the directory of FILE.
 
 A classifier of speakers/instruments (Gaussian models of utterance-mean mel-cepstra)
 is trained on --train-data (Kaldi data dirs: wav.scp, utt2spk, optional segments; give
@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..analysis.f0 import F0_METHODS
 from .evaluate import (
     add_shared_analysis_arguments,
     check_common_args,
@@ -250,8 +251,9 @@ def _convert_job(payload, opts) -> dict:
     result = evaluate_conversion(
         converted, source, sample_rate=sr, hop_length=opts["hop_length"],
         target_reference=reference, target_log_f0_mean=target_log_f0_mean,
-        f0_shift_semitones=opts["f0_shift"] if pair.f0_shift is None else pair.f0_shift, classifier=clf, f0_method=opts["f0_method"],
-        f0_min=opts["f0_min"], f0_max=opts["f0_max"], order=_MCD_ORDER,
+        f0_shift_semitones=opts["f0_shift"] if pair.f0_shift is None else pair.f0_shift,
+        classifier=clf, f0_method=opts["f0_method"], f0_min=opts["f0_min"], f0_max=opts["f0_max"],
+        f0_track_method=opts["f0_track_method"], order=_MCD_ORDER,
         silence_threshold_db=_SILENCE_THRESHOLD_DB, converted_name=pair.converted,
         source_name=pair.source, reference_name=pair.target_reference or "target_reference",
     )
@@ -326,6 +328,10 @@ def add_arguments(parser) -> None:
                         "(default: 0; a pairs line's own f0_shift overrides it)")
     add_shared_analysis_arguments(
         parser, rate_default="the classifier's, else the first training file's")
+    parser.add_argument("--f0-track-method", choices=F0_METHODS, default=None,
+                        help="f0 estimator of the f0_track_* metrics only (default: --f0-method); "
+                        "praat_ac reads the edges of voiced stretches more reliably than harvest "
+                        "(docs/metrics.md)")
     parser.add_argument("--json", metavar="FILE", default=None,
                         help="write settings, summary, by_pair, check, per_utt and failed as JSON")
     parser.add_argument("--update", metavar="METRICS_JSON", default=None,
@@ -424,7 +430,8 @@ def run(args) -> int:
                          "give --hop-length")
     opts: dict[str, Any] = {"sample_rate": sample_rate, "hop_length": hop_length,
                             "f0_method": args.f0_method, "f0_min": args.f0_min,
-                            "f0_max": args.f0_max, "f0_shift": args.f0_shift}
+                            "f0_max": args.f0_max, "f0_shift": args.f0_shift,
+                            "f0_track_method": args.f0_track_method}
     failures = _Failures(args.fail_fast)
 
     # Phase 1: profiles of the training utterances (classifier and/or log-f0 means).

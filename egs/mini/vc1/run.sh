@@ -31,6 +31,8 @@ debug=false          # true: conf/*.debug.yaml (tiny model, a few steps, a few u
 conf=conf/ddsp_vc.yaml
 tag=""               # experiment name (default: ddsp_vc, or ddsp_vc_debug with --debug true)
 device=auto          # auto, cpu or cuda
+convert_f0_method="" # f0 estimator of the conversion's input (default: the model's, harvest)
+f0_track_method=praat_ac  # f0 estimator of the f0-tracking metrics (docs/metrics.md)
 corpus=../corpus
 
 help_message="Usage: $0 [options]
@@ -41,6 +43,8 @@ help_message="Usage: $0 [options]
   --conf F           config (default $conf)
   --tag NAME         experiment name under exp/ (default ddsp_vc or ddsp_vc_debug)
   --device D         auto, cpu or cuda (default $device)
+  --convert_f0_method M  f0 estimator of the conversion input: harvest, dio, praat_ac, praat_cc
+  --f0_track_method M    f0 estimator of the f0-tracking metrics (default $f0_track_method)
   --corpus DIR       the mini corpus (default $corpus)"
 . utils/parse_options.sh
 
@@ -108,6 +112,7 @@ if (( stage <= 4 && 4 <= stop_stage )); then
       [[ $src == "$tgt" ]] && continue
       ${decode_cmd} "$expdir/log/convert_${src}_to_${tgt}.log" \
         vocoder convert --checkpoint "$expdir/model" --target "$tgt" --source-speaker "$src" --vtln auto --device "$device" \
+        ${convert_f0_method:+--f0-method "$convert_f0_method"} \
         --stats "$dumpdir/${d}_train/stats.json" "$src_dir" "$expdir/wav/${src}_to_${tgt}"
     done
   done
@@ -120,13 +125,14 @@ if (( stage <= 5 && 5 <= stop_stage )); then
   # <voice>_<sentence>).
   pairs=$expdir/eval/pairs.txt
   utils/make_vc_pairs.py --speakers "$voices" --f0-shifts --out "$pairs" "$datadir/${d}_eval" "$expdir/wav"
-  read -r sr hop f0min f0max < <(python3 -c "import yaml, sys
+  read -r sr hop f0min f0max f0method < <(python3 -c "import yaml, sys
 f = yaml.safe_load(open(sys.argv[1]))['features']
-print(f['sample_rate'], f['hop_length'], f['f0_min'], f['f0_max'])" "$dumpdir/${d}_train/feats.yaml")
+print(f['sample_rate'], f['hop_length'], f['f0_min'], f['f0_max'], f['f0_method'])" "$dumpdir/${d}_train/feats.yaml")
   ${decode_cmd} "$expdir/log/evaluate_conversion.log" \
     vocoder evaluate-conversion --pairs "$pairs" --train-data "$datadir/${d}_train" \
     --check-data "$datadir/${d}_eval" --stats "$dumpdir/${d}_train/stats.json" \
     --sample-rate "$sr" --hop-length "$hop" --f0-min "$f0min" --f0-max "$f0max" --nj "$nj" \
+    ${f0_track_method:+--f0-track-method "$f0_track_method"} \
     --json "$expdir/eval/conversion.json" --save-classifier "$expdir/eval/classifier.json" \
     --update "$expdir/metrics.json" --set "${d}_eval" --system ddsp_vc
   grep -v '^#' "$expdir/log/evaluate_conversion.log" || true
@@ -134,7 +140,7 @@ print(f['sample_rate'], f['hop_length'], f['f0_min'], f['f0_max'])" "$dumpdir/${
   # "conversion" into its own voice. Its f0 correlation with the source shows how far
   # the f0 estimator itself agrees with itself after resynthesis on these voices.
   ${decode_cmd} "$expdir/log/copy_synth.log" \
-    vocoder copy-synth "$datadir/${d}_eval" "$expdir/world/${d}_eval" \
+    vocoder copy-synth "$datadir/${d}_eval" "$expdir/world/${d}_eval" --f0-method "$f0method" \
     --sample-rate "$sr" --hop-length "$hop" --f0-min "$f0min" --f0-max "$f0max" --nj "$nj"
   awk -v w="$expdir/world/${d}_eval" 'NR == FNR { spk[$1] = $2; next }
     { print $1, w "/" $1 ".wav", $2, spk[$1], spk[$1] }' \
@@ -143,6 +149,7 @@ print(f['sample_rate'], f['hop_length'], f['f0_min'], f['f0_max'])" "$dumpdir/${
     vocoder evaluate-conversion --pairs "$expdir/eval/pairs_world.txt" \
     --classifier "$expdir/eval/classifier.json" --stats "$dumpdir/${d}_train/stats.json" \
     --sample-rate "$sr" --hop-length "$hop" --f0-min "$f0min" --f0-max "$f0max" --nj "$nj" \
+    ${f0_track_method:+--f0-track-method "$f0_track_method"} \
     --json "$expdir/eval/world_copy.json" \
     --update "$expdir/metrics.json" --set "${d}_eval" --system world_copy
   python3 utils/compare_metrics.py --baseline world_copy "$expdir/metrics.json"
