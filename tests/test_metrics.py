@@ -515,6 +515,23 @@ def test_evaluate_conversion_f0_track_method_is_used_for_tracking_only():
         assert praat[key] == plain[key]
 
 
+def test_evaluate_conversion_tracks_in_a_given_and_a_shifted_range():
+    """``f0_track_range`` sets the tracking analysis's range; ``shift_f0_range`` moves the
+    converted track's range by the item's shift: a 150 Hz voice rendered two octaves up
+    (600 Hz) is found in the voice range 60-300 Hz moved to 240-1200 Hz, and missed
+    without the move."""
+    src = tone(150.0)
+    up = tone(600.0)
+    kw = dict(sample_rate=SR, f0_method="dio", f0_shift_semitones=24, f0_track_range=(60.0, 300.0))
+    moved = M.evaluate_conversion(up, src, shift_f0_range=True, **kw)
+    assert moved["f0_track_rmse_cents"] < 30 and moved["f0_track_vuv_error_rate"] < 0.05
+    fixed = M.evaluate_conversion(up, src, **kw)  # 600 Hz is outside 60-300 Hz: unvoiced or wrong
+    assert fixed["f0_track_vuv_error_rate"] > 0.5 or fixed["f0_track_rmse_cents"] > 300
+    # the default range (65-800 Hz) holds both tones: about the same reading
+    plain = M.evaluate_conversion(up, src, sample_rate=SR, f0_method="dio", f0_shift_semitones=24)
+    assert plain["f0_track_rmse_cents"] == pytest.approx(moved["f0_track_rmse_cents"], abs=5)
+
+
 def test_summarize_conversion():
     per_utt = {
         "a": {"mcd_db": 4.0, "mcd_source_db": 8.0, "log_f0_diff_cents": -30.0,

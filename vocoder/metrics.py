@@ -948,6 +948,8 @@ def evaluate_conversion(
     f0_min: float = 65.0,
     f0_max: float = 800.0,
     f0_track_method: str | None = None,
+    f0_track_range: tuple[float, float] | None = None,
+    shift_f0_range: bool = False,
     order: int = 24,
     alpha: float | None = None,
     silence_threshold_db: float = 40.0,
@@ -971,7 +973,10 @@ def evaluate_conversion(
       ``f0_track_vuv_error_rate``: :func:`f0_tracking` of the converted f0 against the
       source f0 shifted by ``f0_shift_semitones``, frame by frame (the converted
       output is time-aligned with its source). Both tracks come from
-      ``f0_track_method`` (same range) when it is given, else from ``f0_method``.
+      ``f0_track_method`` in ``f0_track_range`` when they are given, else from the
+      analysis (``f0_method`` in ``[f0_min, f0_max]``); with ``shift_f0_range`` the
+      converted track is searched in that range moved by ``f0_shift_semitones``
+      (capped below Nyquist), where the shifted source lies.
     - ``predicted``: ``classifier.predict`` of the converted utterance (None without a
       classifier). When the classifier's analysis settings are these, the converted
       analysis is reused; otherwise it analyses on its own (resampling to its rate).
@@ -992,6 +997,10 @@ def evaluate_conversion(
             voiced with stray f0 values; on resynthesised speech these frames decide
             the correlation (docs/metrics.md), and Praat's ``praat_ac`` reads them as
             unvoiced.
+        f0_track_range: ``(f0_min, f0_max)`` of those tracks (None: the analysis's).
+        shift_f0_range: search the converted f0 (for the ``f0_track_*`` metrics) in the
+            range moved by ``f0_shift_semitones``: a voice analysed in a voice's range,
+            its transfer to a violin two octaves up in that range two octaves up.
         converted_name, source_name, reference_name: names in error messages.
     Returns:
         dict with the float keys of :data:`CONVERSION_METRIC_NAMES` (NaN where
@@ -1026,15 +1035,22 @@ def evaluate_conversion(
             a_conv.f0_hz, a_conv.vuv, target_log_f0_mean=target_log_f0_mean)
         out["source_log_f0_diff_cents"] = log_f0_difference_cents(
             a_src.f0_hz, a_src.vuv, target_log_f0_mean=target_log_f0_mean)
-    if f0_track_method is None or f0_track_method == f0_method:
-        tracks = (a_src.f0_hz, a_src.vuv, a_conv.f0_hz, a_conv.vuv)
-    else:
+    track_method = f0_track_method or f0_method
+    t_lo, t_hi = (float(v) for v in (f0_track_range or (f0_min, f0_max)))
+    factor = 2.0 ** (float(f0_shift_semitones) / 12.0) if shift_f0_range else 1.0
+    same = track_method == f0_method and (t_lo, t_hi) == (float(f0_min), float(f0_max))
+    src_track = (a_src.f0_hz, a_src.vuv)
+    conv_track = (a_conv.f0_hz, a_conv.vuv)
+    if not same or factor != 1.0:
         from .analysis.f0 import estimate_f0
 
-        f0_opts = {"sample_rate": sample_rate, "hop_length": hop, "method": f0_track_method,
-                   "f0_min": f0_min, "f0_max": f0_max}
-        tracks = (*estimate_f0(src, name=source_name, **f0_opts),
-                  *estimate_f0(conv, name=converted_name, **f0_opts))
+        f0_opts = {"sample_rate": sample_rate, "hop_length": hop, "method": track_method}
+        if not same:
+            src_track = estimate_f0(src, name=source_name, f0_min=t_lo, f0_max=t_hi, **f0_opts)
+        hi = min(t_hi * factor, 0.45 * sample_rate)
+        lo = min(t_lo * factor, 0.5 * hi)
+        conv_track = estimate_f0(conv, name=converted_name, f0_min=lo, f0_max=hi, **f0_opts)
+    tracks = (*src_track, *conv_track)
     out.update(f0_tracking(*tracks, shift_semitones=f0_shift_semitones))
 
     predicted = None

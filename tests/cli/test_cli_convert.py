@@ -247,7 +247,15 @@ def test_f0_method_swaps_the_estimator_of_audio_input(exp, tmp_path):
     for audio in outs.values():
         assert np.exp(np.median(voiced_logf0(audio))) == pytest.approx(200.0, rel=0.05)
     rc, err = convert(exp, "--target", "spkA", "--f0-method", "praat_ac", exp["root"] / "dump", tmp_path / "d")
-    assert rc == 1 and "--f0-method applies to audio input" in err
+    assert rc == 1 and "apply to audio input" in err
+    # --f0-min/--f0-max: recorded with the conversion; a bad range is refused up front.
+    rc, err = convert(exp, "--target", "spkA", "--f0-transform", "none", "--f0-min", "100", "--f0-max", "700",
+                      exp["data"], tmp_path / "range")
+    assert rc == 0, err
+    settings = json.loads((tmp_path / "range" / "convert.json").read_text())["settings"]
+    assert (settings["f0_min"], settings["f0_max"]) == (100.0, 700.0) and "f0_method" not in settings
+    rc, err = convert(exp, "--target", "spkA", "--f0-max", "20000", exp["root"] / "spkB_u1.wav", tmp_path / "x.wav")
+    assert rc == 1 and "below Nyquist" in err
 
 
 def test_batch_records_shifts_and_a_rerun_skips_finished_items(exp, tmp_path):

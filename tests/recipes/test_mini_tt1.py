@@ -16,15 +16,25 @@ def test_debug_recipe_transfers_voices_and_instruments(tmp_path):
     instruments = ["cello", "flute", "trumpet", "violin"]
     sources = instruments + ["f3", "kal", "ked", "slt"]
     pairs = {f"{s}->{t}" for s in sources for t in instruments if s != t}
-    doc = json.loads((exp / "eval" / "transfer.json").read_text())
-    assert doc["failed"] == {} and set(doc["by_pair"]) == pairs
-    for key, r in doc["per_utt"].items():
+    # scored per source domain: instruments with the model's analysis, voices with Praat in
+    # a voice's range (also how convert analysed them), the output's range moved by the shift
+    docs = {d: json.loads((exp / "eval" / f"transfer_{d}.json").read_text()) for d in ("music", "speech")}
+    assert docs["speech"]["settings"]["f0_track_method"] == "praat_ac"
+    assert docs["speech"]["settings"]["f0_track_range"] == [60.0, 500.0]
+    assert docs["speech"]["settings"]["shift_f0_range"] and not docs["music"]["settings"]["shift_f0_range"]
+    assert all(d["failed"] == {} for d in docs.values())
+    assert set(docs["music"]["by_pair"]) | set(docs["speech"]["by_pair"]) == pairs
+    assert all(p.split("->")[0] in ("f3", "kal", "ked", "slt") for p in docs["speech"]["by_pair"])
+    settings = json.loads((exp / "wav" / "kal_to_violin" / "convert.json").read_text())["settings"]
+    assert (settings["f0_method"], settings["f0_min"], settings["f0_max"]) == ("praat_ac", 60.0, 500.0)
+    per_utt = {**docs["music"]["per_utt"], **docs["speech"]["per_utt"]}
+    for key, r in per_utt.items():
         assert r["mcd_db"] is None  # no parallel reference in timbre transfer
         # the output follows the input's melody moved by whole octaves (fold)
         assert r["f0_track_corr"] > 0.8, key
     # convert.json records the octaves each output was moved by; the pairs file carries them
     lines = (exp / "eval" / "pairs.txt").read_text().splitlines()
-    assert len(lines) == len(doc["per_utt"])
+    assert len(lines) == len(per_utt)
     assert all(float(line.split()[6]) % 12 == pytest.approx(0, abs=1e-3) or
                float(line.split()[6]) % 12 == pytest.approx(12, abs=1e-3) for line in lines)
 

@@ -3,13 +3,16 @@
     vocoder convert --checkpoint EXP_OR_CKPT (--target NAME | --mix "spk1:0.7,spk2:0.3") IN OUT
                     [--f0-transform stats|fold|shift|none] [--f0-shift SEMITONES]
                     [--loudness-transform stats|none] [--loudness-shift DB] [--stats STATS_JSON]
-                    [--source-speaker NAME] [--vtln none|auto|FACTOR] [--f0-method METHOD]
+                    [--source-speaker NAME] [--vtln none|auto|FACTOR]
+                    [--f0-method METHOD] [--f0-min HZ] [--f0-max HZ]
                     [--dry | --reverb-from CKPT_OR_WAV] [--device auto]
 
 IN is one audio file (OUT: the output wav, or a directory for OUT/<name>.wav), or a Kaldi
 data dir, wav.scp, directory of audio files or feature dump (OUT: a directory of
 <utt>.wav). Features are computed with the checkpoint's analysis settings (a feature
-dump must match them; --f0-method swaps the f0 estimator for audio input), played
+dump must match them; --f0-method, --f0-min and --f0-max change the f0 analysis of
+audio input: e.g. a voice into an instrument model trained with a 60-2200 Hz range is
+better analysed in a voice's range), played
 through the model with the target's embedding (--mix: a weighted blend of embeddings,
 weights scaled to sum to 1), at the model's rate and the input's length.
 
@@ -79,6 +82,10 @@ def add_arguments(p) -> None:
                    help="f0 estimator for audio input (default: the checkpoint's); the model reads f0 in Hz, "
                    "so any estimator serves; praat_ac leaves fewer stray f0 values at voicing edges than "
                    "harvest (docs/voice_conversion.md)")
+    p.add_argument("--f0-min", type=float, default=None, metavar="HZ",
+                   help="lowest f0 searched in audio input (default: the checkpoint's)")
+    p.add_argument("--f0-max", type=float, default=None, metavar="HZ",
+                   help="highest f0 searched in audio input (default: the checkpoint's)")
     p.add_argument("--vtln", default="none", type=_vtln_arg, metavar="none|auto|FACTOR",
                    help="warp the content MFCCs in frequency: none (default), auto (target's / source's "
                         "formants, from `vocoder stats --formants`) or a factor such as 1.15")
@@ -265,14 +272,19 @@ def run(args) -> int:
     features = (state.get("config") or {}).get("features")
     if not features:
         raise ValueError(f"{ckpt}: checkpoint has no feature settings (`features:` in its config)")
-    if args.f0_method:
-        features = {**features, "f0_method": args.f0_method}
+    analysis = {k: v for k, v in (("f0_method", args.f0_method), ("f0_min", args.f0_min),
+                                  ("f0_max", args.f0_max)) if v is not None}
+    features = {**features, **analysis}
     feature_config = FeatureConfig.from_dict({**features, "streams": [s for s in streams if s in FRAME_STREAMS]})
+    if analysis:
+        from ..analysis.f0 import check_f0_range
+
+        check_f0_range(feature_config.f0_min, feature_config.f0_max, sample_rate=feature_config.sample_rate)
     inputs = _Inputs(args.input, model=model, feature_config=feature_config, streams=streams,
                      allow_pipes=args.allow_pipes)
-    if args.f0_method and inputs.dump is not None:
-        raise ValueError(f"{args.input}: --f0-method applies to audio input; this feature dump already "
-                         "holds its f0 (extract it with the method wanted)")
+    if analysis and inputs.dump is not None:
+        raise ValueError(f"{args.input}: --f0-method/--f0-min/--f0-max apply to audio input; this feature "
+                         "dump already holds its f0 (extract it with the analysis wanted)")
     out = Path(args.output)
     if inputs.single:
         paths = {inputs.utts[0]: out / f"{inputs.utts[0]}.wav" if out.is_dir() else out}
@@ -292,8 +304,7 @@ def run(args) -> int:
                 "stats": str(Path(args.stats).resolve()) if args.stats else None,
                 "source_speaker": args.source_speaker, "vtln": args.vtln, "dry": args.dry,
                 "reverb_from": args.reverb_from, "seed": args.seed}
-    if args.f0_method:
-        settings["f0_method"] = args.f0_method
+    settings.update(analysis)
     record: dict[str, dict] = {}
     if not inputs.single:
         record = _previous_record(out / "convert.json", settings) if not args.overwrite else {}

@@ -253,7 +253,8 @@ def _convert_job(payload, opts) -> dict:
         target_reference=reference, target_log_f0_mean=target_log_f0_mean,
         f0_shift_semitones=opts["f0_shift"] if pair.f0_shift is None else pair.f0_shift,
         classifier=clf, f0_method=opts["f0_method"], f0_min=opts["f0_min"], f0_max=opts["f0_max"],
-        f0_track_method=opts["f0_track_method"], order=_MCD_ORDER,
+        f0_track_method=opts["f0_track_method"], f0_track_range=opts["f0_track_range"],
+        shift_f0_range=opts["shift_f0_range"], order=_MCD_ORDER,
         silence_threshold_db=_SILENCE_THRESHOLD_DB, converted_name=pair.converted,
         source_name=pair.source, reference_name=pair.target_reference or "target_reference",
     )
@@ -332,6 +333,14 @@ def add_arguments(parser) -> None:
                         help="f0 estimator of the f0_track_* metrics only (default: --f0-method); "
                         "praat_ac reads the edges of voiced stretches more reliably than harvest "
                         "(docs/metrics.md)")
+    parser.add_argument("--f0-track-min", type=float, default=None, metavar="HZ",
+                        help="lowest f0 of the f0_track_* analysis (default: --f0-min)")
+    parser.add_argument("--f0-track-max", type=float, default=None, metavar="HZ",
+                        help="highest f0 of the f0_track_* analysis (default: --f0-max)")
+    parser.add_argument("--shift-f0-range", action="store_true",
+                        help="search the converted f0 of the f0_track_* metrics in --f0-min..--f0-max moved by "
+                        "the item's f0 shift (a voice analysed in a voice's range, its transfer two octaves up "
+                        "in that range two octaves up)")
     parser.add_argument("--json", metavar="FILE", default=None,
                         help="write settings, summary, by_pair, check, per_utt and failed as JSON")
     parser.add_argument("--update", metavar="METRICS_JSON", default=None,
@@ -342,6 +351,17 @@ def add_arguments(parser) -> None:
                         help="system name for --update (e.g. ddsp_vc)")
     parser.add_argument("--fail-fast", action="store_true",
                         help="stop at the first failed item")
+
+
+def _track_range(args) -> tuple[float, float] | None:
+    """(lo, hi) of the f0-tracking analysis, or None when it is the main analysis's."""
+    if args.f0_track_min is None and args.f0_track_max is None:
+        return None
+    lo = args.f0_min if args.f0_track_min is None else args.f0_track_min
+    hi = args.f0_max if args.f0_track_max is None else args.f0_track_max
+    if not 0 < lo < hi:
+        raise ValueError(f"--f0-track-min/--f0-track-max: need 0 < min < max Hz, got {lo:g} and {hi:g}")
+    return float(lo), float(hi)
 
 
 def _log(message: str) -> None:
@@ -431,7 +451,9 @@ def run(args) -> int:
     opts: dict[str, Any] = {"sample_rate": sample_rate, "hop_length": hop_length,
                             "f0_method": args.f0_method, "f0_min": args.f0_min,
                             "f0_max": args.f0_max, "f0_shift": args.f0_shift,
-                            "f0_track_method": args.f0_track_method}
+                            "f0_track_method": args.f0_track_method,
+                            "f0_track_range": _track_range(args),
+                            "shift_f0_range": args.shift_f0_range}
     failures = _Failures(args.fail_fast)
 
     # Phase 1: profiles of the training utterances (classifier and/or log-f0 means).

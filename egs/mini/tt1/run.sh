@@ -15,9 +15,10 @@
 #                    every eval sentence of every voice into every instrument; f0 folded by
 #                    whole octaves into the target's range, loudness matched to the target:
 #                    vocoder convert --f0-transform fold -> $expdir/wav/<src>_to_<tgt>/<utt>.wav
-#   5 evaluation     vocoder evaluate-conversion: the output's f0 against the input's f0
-#                    moved by the octaves applied (cents), and an instrument classifier
-#                    trained on the training split -> $expdir/metrics.json
+#   5 evaluation     vocoder evaluate-conversion, per source domain: the output's f0 against
+#                    the input's f0 moved by the octaves applied (cents; voices tracked with
+#                    Praat in a voice's range), and an instrument classifier trained on the
+#                    training split -> $expdir/eval/transfer_{music,speech}.json, metrics.json
 set -euo pipefail
 cd "$(dirname "$0")"
 . ./path.sh
@@ -32,6 +33,9 @@ conf=conf/ddsp_tt.yaml
 sources="music speech"   # what drives the instrument model
 tag=""               # experiment name (default: ddsp_tt, or ddsp_tt_debug with --debug true)
 device=auto          # auto, cpu or cuda
+speech_f0_method=praat_ac  # f0 analysis of the voice inputs (instruments: the model's, harvest 60-2200 Hz)
+speech_f0_min=60
+speech_f0_max=500
 corpus=../corpus
 
 help_message="Usage: $0 [options]
@@ -43,6 +47,9 @@ help_message="Usage: $0 [options]
   --sources LIST     \"music speech\", \"music\" or \"speech\": inputs to transfer (default \"$sources\")
   --tag NAME         experiment name under exp/ (default ddsp_tt or ddsp_tt_debug)
   --device D         auto, cpu or cuda (default $device)
+  --speech_f0_method M   f0 estimator of the voice inputs, in conversion and scoring (default $speech_f0_method)
+  --speech_f0_min HZ     lowest f0 of the voice inputs (default $speech_f0_min)
+  --speech_f0_max HZ     highest f0 of the voice inputs (default $speech_f0_max)
   --corpus DIR       the mini corpus (default $corpus)"
 . utils/parse_options.sh
 
@@ -101,6 +108,10 @@ if (( stage <= 4 && 4 <= stop_stage )); then
   log "stage 4: timbre transfer of the eval sets ($sources) into every instrument"
   for d in $sources; do
     src_labels=$(cut -d' ' -f1 "$datadir/${d}_eval/spk2utt")
+    f0_opt=()
+    if [[ $d == speech ]]; then
+      f0_opt=(--f0-method "$speech_f0_method" --f0-min "$speech_f0_min" --f0-max "$speech_f0_max")
+    fi
     for src in $src_labels; do
       src_dir=$expdir/data/eval_$src
       if [[ ! -s $src_dir/wav.scp ]]; then
@@ -111,7 +122,7 @@ if (( stage <= 4 && 4 <= stop_stage )); then
       for tgt in $instruments; do
         [[ $src == "$tgt" ]] && continue
         ${decode_cmd} "$expdir/log/convert_${src}_to_${tgt}.log" \
-          vocoder convert --checkpoint "$expdir/model" --target "$tgt" --device "$device" \
+          vocoder convert --checkpoint "$expdir/model" --target "$tgt" --device "$device" "${f0_opt[@]}" \
           --f0-transform fold --loudness-transform stats "$src_dir" "$expdir/wav/${src}_to_${tgt}"
       done
     done
@@ -139,15 +150,30 @@ for out in sorted((exp / "wav").glob("*_to_*")):
               f"{entry['f0_shift_semitones']:.3f}")
 EOF
   mv "$pairs.tmp" "$pairs"
-  read -r sr hop f0min f0max < <(python3 -c "import yaml, sys
+  read -r sr hop f0method f0min f0max < <(python3 -c "import yaml, sys
 f = yaml.safe_load(open(sys.argv[1]))['features']
-print(f['sample_rate'], f['hop_length'], f['f0_min'], f['f0_max'])" "$dumpdir/music_train/feats.yaml")
-  ${decode_cmd} "$expdir/log/evaluate_conversion.log" \
-    vocoder evaluate-conversion --pairs "$pairs" --train-data "$datadir/music_train" \
-    --check-data "$datadir/music_eval" \
-    --sample-rate "$sr" --hop-length "$hop" --f0-min "$f0min" --f0-max "$f0max" --nj "$nj" \
-    --json "$expdir/eval/transfer.json" \
-    --update "$expdir/metrics.json" --set transfer_eval --system ddsp_tt
-  grep -v '^#' "$expdir/log/evaluate_conversion.log" || true
+print(f['sample_rate'], f['hop_length'], f['f0_method'], f['f0_min'], f['f0_max'])" "$dumpdir/music_train/feats.yaml")
+  # Scored per source domain, each with the f0 analysis its inputs were converted with.
+  # A voice's output is searched in the voice range moved by the octaves convert applied
+  # (the instruments' 60-2200 Hz range already holds every instrument output).
+  for d in $sources; do
+    if [[ $d == speech ]]; then
+      track=(--f0-track-method "$speech_f0_method" --f0-track-min "$speech_f0_min"
+             --f0-track-max "$speech_f0_max" --shift-f0-range)
+    else
+      track=()
+    fi
+    labels=$(cut -d' ' -f1 "$datadir/${d}_eval/spk2utt" | tr '\n' ' ')
+    awk -v labels="$labels" 'BEGIN { n = split(labels, l, " "); for (i = 1; i <= n; i++) keep[l[i]] = 1 }
+      $4 in keep' "$pairs" > "$expdir/eval/pairs_$d.txt"
+    ${decode_cmd} "$expdir/log/evaluate_conversion_$d.log" \
+      vocoder evaluate-conversion --pairs "$expdir/eval/pairs_$d.txt" --train-data "$datadir/music_train" \
+      --check-data "$datadir/music_eval" \
+      --sample-rate "$sr" --hop-length "$hop" --f0-method "$f0method" --f0-min "$f0min" --f0-max "$f0max" \
+      "${track[@]}" --nj "$nj" \
+      --json "$expdir/eval/transfer_$d.json" \
+      --update "$expdir/metrics.json" --set "transfer_from_$d" --system ddsp_tt
+    grep -v '^#' "$expdir/log/evaluate_conversion_$d.log" || true
+  done
 fi
 log "done"
