@@ -253,8 +253,8 @@ def _convert_job(payload, opts) -> dict:
         target_reference=reference, target_log_f0_mean=target_log_f0_mean,
         f0_shift_semitones=opts["f0_shift"] if pair.f0_shift is None else pair.f0_shift,
         classifier=clf, f0_method=opts["f0_method"], f0_min=opts["f0_min"], f0_max=opts["f0_max"],
-        f0_track_method=opts["f0_track_method"], f0_track_range=opts["f0_track_range"],
-        shift_f0_range=opts["shift_f0_range"], order=_MCD_ORDER,
+        f0_track_method=opts.get("f0_track_method"), f0_track_range=opts.get("f0_track_range"),
+        shift_f0_range=opts.get("shift_f0_range", False), order=_MCD_ORDER,
         silence_threshold_db=_SILENCE_THRESHOLD_DB, converted_name=pair.converted,
         source_name=pair.source, reference_name=pair.target_reference or "target_reference",
     )
