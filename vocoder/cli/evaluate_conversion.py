@@ -353,15 +353,18 @@ def add_arguments(parser) -> None:
                         help="stop at the first failed item")
 
 
-def _track_range(args) -> tuple[float, float] | None:
+def _track_range(args, sample_rate: int) -> tuple[float, float] | None:
     """(lo, hi) of the f0-tracking analysis, or None when it is the main analysis's."""
+    from ..analysis.f0 import check_f0_range
+
     if args.f0_track_min is None and args.f0_track_max is None:
         return None
     lo = args.f0_min if args.f0_track_min is None else args.f0_track_min
     hi = args.f0_max if args.f0_track_max is None else args.f0_track_max
-    if not 0 < lo < hi:
-        raise ValueError(f"--f0-track-min/--f0-track-max: need 0 < min < max Hz, got {lo:g} and {hi:g}")
-    return float(lo), float(hi)
+    try:
+        return check_f0_range(lo, hi, sample_rate=sample_rate)
+    except ValueError as exc:
+        raise ValueError(f"--f0-track-min/--f0-track-max: {exc}") from None
 
 
 def _log(message: str) -> None:
@@ -452,7 +455,7 @@ def run(args) -> int:
                             "f0_method": args.f0_method, "f0_min": args.f0_min,
                             "f0_max": args.f0_max, "f0_shift": args.f0_shift,
                             "f0_track_method": args.f0_track_method,
-                            "f0_track_range": _track_range(args),
+                            "f0_track_range": _track_range(args, sample_rate),
                             "shift_f0_range": args.shift_f0_range}
     failures = _Failures(args.fail_fast)
 
