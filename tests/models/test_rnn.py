@@ -49,8 +49,9 @@ def test_module_is_called_where_the_loop_does_not_apply(monkeypatch):
     torch.manual_seed(2)
     g = nn.GRU(6, 16, batch_first=True)
     x = torch.randn(1, 20, 6)
-    # Training: an autograd graph is needed.
+    # Training: an autograd graph is needed (the hand-written backward, not the loop).
     assert not rnn.fast_path_applies(g, x)
+    assert rnn.train_path_applies(g, x)
     out, _ = rnn.gru(g, x)
     assert out.requires_grad
     out.sum().backward()
@@ -65,6 +66,7 @@ def test_module_is_called_where_the_loop_does_not_apply(monkeypatch):
         assert not rnn.fast_path_applies(nn.GRU(6, 128, batch_first=True), torch.randn(8, 20, 6))  # and here
         monkeypatch.setenv("VOCODER_FAST_GRU", "0")
         assert not rnn.fast_path_applies(g, x)
+    assert not rnn.train_path_applies(g, x)
 
 
 def test_ddsp_inference_unchanged(monkeypatch):
@@ -94,3 +96,88 @@ def test_streams_load_the_loop_before_their_first_block(monkeypatch):
     assert calls == [1]
     rnn.warm_up_gru()  # the real one: compiles or loads, then runs
     assert rnn._kernel is not None
+
+
+def _grads(g, x, h0, use_train_path, monkeypatch):
+    """Output, final state and the gradients of a loss on both, through rnn.gru."""
+    monkeypatch.setenv("VOCODER_FAST_GRU", "1" if use_train_path else "0")
+    for t in [x, h0, *g.parameters()]:
+        if t is not None:
+            t.grad = None
+    assert rnn.train_path_applies(g, x, h0) == use_train_path
+    out, h_n = rnn.gru(g, x, h0)
+    # Weights on every frame and on the final state, so that each gradient path is used.
+    w = torch.linspace(-1, 2, out.shape[1], dtype=out.dtype).view(1, -1, 1)
+    ((out * w).sin().sum() + h_n.square().sum()).backward()
+    grads = [x.grad] + ([h0.grad] if h0 is not None else []) + [p.grad for p in g.parameters()]
+    return [out.detach(), h_n.detach()] + [q.clone() for q in grads]
+
+
+@pytest.mark.parametrize("batch,steps,inp,hidden", [(3, 17, 5, 7), (1, 1, 4, 3), (8, 40, 30, 16)])
+@pytest.mark.parametrize("with_state", [False, True])
+def test_training_path_gradients_equal_torch(batch, steps, inp, hidden, with_state, monkeypatch):
+    """The hand-written backward against torch's autograd through nn.GRU, in float64."""
+    torch.manual_seed(4)
+    g = nn.GRU(inp, hidden, batch_first=True).double()
+    x = torch.randn(batch, steps, inp, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(1, batch, hidden, dtype=torch.float64, requires_grad=True) if with_state else None
+    want = _grads(g, x, h0, False, monkeypatch)
+    got = _grads(g, x, h0, True, monkeypatch)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
+
+
+def test_training_path_only_output_or_only_state_used(monkeypatch):
+    """A loss on the output alone (no final-state gradient) or on the state alone (no
+    output gradient), and frozen weights (only the input's gradient)."""
+    torch.manual_seed(5)
+    g = nn.GRU(6, 9, batch_first=True).double()
+    x = torch.randn(2, 12, 6, dtype=torch.float64, requires_grad=True)
+    for pick in (0, 1):
+        res = []
+        for flag in ("0", "1"):
+            monkeypatch.setenv("VOCODER_FAST_GRU", flag)
+            x.grad = None
+            g.zero_grad()
+            rnn.gru(g, x)[pick].cos().sum().backward()
+            res.append([x.grad.clone(), g.weight_hh_l0.grad.clone(), g.bias_ih_l0.grad.clone()])
+        for a, b in zip(*res):
+            torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
+    g.zero_grad(set_to_none=True)
+    g.requires_grad_(False)
+    x.grad = None
+    assert rnn.train_path_applies(g, x)
+    rnn.gru(g, x)[0].sum().backward()
+    assert x.grad is not None and g.weight_hh_l0.grad is None
+
+
+def test_training_path_gradcheck():
+    torch.manual_seed(6)
+    g = nn.GRU(3, 4, batch_first=True).double()
+    x = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+    params = (g.weight_ih_l0, g.weight_hh_l0, g.bias_ih_l0, g.bias_hh_l0)
+    assert torch.autograd.gradcheck(lambda *a: rnn._GRUTrain.apply(*a), (x, h0, *params))
+
+
+def test_ddsp_training_gradients_unchanged(monkeypatch):
+    """One training loss of the speech model (both GRUs on the training path): the same
+    loss and parameter gradients as through torch's GRU, within float32 rounding."""
+    torch.manual_seed(7)
+    m = DDSP(sample_rate=16000, hop_length=160, n_harmonics=20, n_noise_bands=17, hidden_size=32, gru_size=64,
+             mlp_layers=1, z_dim=8, n_mfcc=13, encoder_gru_size=32, reverb=False)
+    n = 30
+    inputs = {"f0": 120 + 20 * torch.rand(2, n), "vuv": torch.ones(2, n), "loudness": -40 + 5 * torch.randn(2, n),
+              "mfcc": torch.randn(2, n, 13)}
+    results = []
+    for flag in ("0", "1"):
+        monkeypatch.setenv("VOCODER_FAST_GRU", flag)
+        m.zero_grad()
+        audio = m(inputs, generator=torch.Generator().manual_seed(0))["audio"]
+        audio.square().mean().backward()
+        results.append((audio.detach(), {k: p.grad.clone() for k, p in m.named_parameters() if p.grad is not None}))
+    (a0, g0), (a1, g1) = results
+    torch.testing.assert_close(a1, a0, atol=1e-5, rtol=1e-4)
+    assert g0.keys() == g1.keys() and "gru.weight_hh_l0" in g1 and "encoder_gru.weight_ih_l0" in g1
+    for k in g0:
+        torch.testing.assert_close(g1[k], g0[k], atol=1e-6, rtol=1e-3, msg=k)
