@@ -464,3 +464,21 @@ def test_mel_loss_weight_adds_the_log_mel_term(dump, tmp_path):
     assert float(plain.spectral_loss(audio, target)) == pytest.approx(float(plain.loss_fn(audio, target)))
     summary = tr.train()
     assert summary["steps"] == 10 and np.isfinite(summary["last_loss"])
+
+
+def test_loss_eps_reaches_the_multiscale_loss(dump, tmp_path):
+    """``loss_eps`` is the eps inside the multi-scale loss's log: on a target with digital
+    silence it sets the log term there (log(p + eps) - log(eps))."""
+    from vocoder.losses import multiscale_spectral_loss
+
+    default = make_trainer(dump, tmp_path / "a")
+    tr = make_trainer(dump, tmp_path / "b", loss_eps=1e-4)
+    assert default.loss_fn.eps == 1e-7 and tr.loss_fn.eps == 1e-4
+    gen = torch.Generator().manual_seed(0)
+    target = 0.1 * torch.randn(2, 4000, generator=gen)
+    target[:, 1000:3000] = 0.0  # digital silence, as in the synthetic voices' pauses
+    audio = target + 1e-6 * torch.randn(2, 4000, generator=gen)
+    want = multiscale_spectral_loss(audio, target, fft_sizes=FAST["fft_sizes"], eps=1e-4)
+    assert float(tr.spectral_loss(audio, target)) == pytest.approx(float(want), rel=1e-6)
+    # the same tiny error costs far more with the tiny default eps
+    assert float(default.spectral_loss(audio, target)) > 3 * float(want)

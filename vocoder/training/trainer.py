@@ -66,6 +66,9 @@ class TrainConfig:
     fft_sizes: tuple = (2048, 1024, 512, 256, 128, 64)
     log_weight: float = 1.0
     linear_weight: float = 1.0
+    # added to the magnitudes inside the multi-scale loss's log (docs/architecture.md: a tiny
+    # eps lets near-silent bins dominate, and scramble, the gradient)
+    loss_eps: float = 1e-7
     # HiFi-GAN-style log-mel L1 term added to the multi-scale loss (0: off); its analysis
     # is ``mel_loss_n_fft`` points (0: the power of two nearest 64 ms) and 80 bands 0-Nyquist.
     mel_loss_weight: float = 0.0
@@ -196,7 +199,7 @@ class Trainer:
                                            weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.loss_fn = MultiScaleSpectralLoss(fft_sizes=config.fft_sizes, log_weight=config.log_weight,
-                                              linear_weight=config.linear_weight).to(device)
+                                              linear_weight=config.linear_weight, eps=config.loss_eps).to(device)
         self.mel_loss_fn = None
         if config.mel_loss_weight:
             sr = int(self.model.sample_rate)
