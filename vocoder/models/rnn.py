@@ -99,13 +99,19 @@ def _compile():
     return _kernel
 
 
-def fast_path_applies(module: nn.Module, x: torch.Tensor, h0: torch.Tensor | None = None) -> bool:
-    """Whether :func:`gru` will run ``module`` on ``x`` with the compiled loop."""
+def _plain_gru(module: nn.Module) -> bool:
+    """Whether both paths may replace ``module``: ``VOCODER_FAST_GRU`` is not 0 and it is a
+    plain ``nn.GRU`` (one layer, unidirectional, batch-first, biases, no projection)."""
     if os.environ.get("VOCODER_FAST_GRU", "1") == "0":
         return False
     if type(module) is not nn.GRU or module.num_layers != 1 or module.bidirectional or not module.batch_first:
         return False
-    if not module.bias or getattr(module, "proj_size", 0):
+    return bool(module.bias) and not getattr(module, "proj_size", 0)
+
+
+def fast_path_applies(module: nn.Module, x: torch.Tensor, h0: torch.Tensor | None = None) -> bool:
+    """Whether :func:`gru` will run ``module`` on ``x`` with the compiled loop."""
+    if not _plain_gru(module):
         return False
     if x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 3:
         return False
@@ -190,11 +196,7 @@ class _GRUTrain(torch.autograd.Function):
 def train_path_applies(module: nn.Module, x: torch.Tensor, h0: torch.Tensor | None = None) -> bool:
     """Whether :func:`gru` will run ``module`` on ``x`` with :class:`_GRUTrain` (CPU, an
     autograd graph to build, a plain one-layer batch-first GRU, at least one frame)."""
-    if os.environ.get("VOCODER_FAST_GRU", "1") == "0":
-        return False
-    if type(module) is not nn.GRU or module.num_layers != 1 or module.bidirectional or not module.batch_first:
-        return False
-    if not module.bias or getattr(module, "proj_size", 0) or x.dim() != 3 or x.shape[1] == 0:
+    if not _plain_gru(module) or x.dim() != 3 or x.shape[1] == 0:
         return False
     params = (module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0)
     tensors = (x, *params) + ((h0,) if h0 is not None else ())
