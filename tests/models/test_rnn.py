@@ -62,8 +62,7 @@ def test_module_is_called_where_the_loop_does_not_apply(monkeypatch):
         assert not rnn.fast_path_applies(nn.GRU(6, 16, batch_first=True, bidirectional=True), x)
         assert not rnn.fast_path_applies(nn.GRU(6, 16, num_layers=2, batch_first=True), x)
         assert not rnn.fast_path_applies(nn.GRU(6, 16), x)  # sequence-first layout
-        assert not rnn.fast_path_applies(nn.GRU(6, 512, batch_first=True), x)  # torch is faster there
-        assert not rnn.fast_path_applies(nn.GRU(6, 128, batch_first=True), torch.randn(8, 20, 6))  # and here
+        assert not rnn.fast_path_applies(nn.GRU(6, 1024, batch_first=True), torch.randn(4, 20, 6))  # too large
         monkeypatch.setenv("VOCODER_FAST_GRU", "0")
         assert not rnn.fast_path_applies(g, x)
     assert not rnn.train_path_applies(g, x)
@@ -181,3 +180,47 @@ def test_ddsp_training_gradients_unchanged(monkeypatch):
     assert g0.keys() == g1.keys() and "gru.weight_hh_l0" in g1 and "encoder_gru.weight_ih_l0" in g1
     for k in g0:
         torch.testing.assert_close(g1[k], g0[k], atol=1e-6, rtol=1e-3, msg=k)
+
+
+@pytest.mark.parametrize("loop_wins", [False, True])
+def test_large_gru_takes_the_measured_faster_path(monkeypatch, loop_wins):
+    """Over 256 units the loop runs where it was timed faster on this machine; the output
+    equals torch's either way."""
+    torch.manual_seed(4)
+    g = nn.GRU(12, 320, batch_first=True)
+    x = torch.randn(1, 40, 12)
+    key = (12, 320, 1, torch.get_num_threads())
+    monkeypatch.setitem(rnn._faster, key, loop_wins)
+    called = []
+    monkeypatch.setattr(rnn, "_run_loop", lambda *a: _loop_spy(called, *a))
+    with torch.no_grad():
+        assert rnn.fast_path_applies(g, x) == loop_wins
+        got, got_h = rnn.gru(g, x)
+        want, want_h = g(x)
+    assert bool(called) == loop_wins
+    torch.testing.assert_close(got, want, atol=2e-6, rtol=1e-5)
+    torch.testing.assert_close(got_h, want_h, atol=2e-6, rtol=1e-5)
+
+
+_real_run_loop = rnn._run_loop
+
+
+def _loop_spy(called, *args):
+    called.append(1)
+    return _real_run_loop(*args)
+
+
+def test_loop_is_faster_times_once_per_shape(monkeypatch):
+    monkeypatch.setattr(rnn, "_faster", {})
+    g = nn.GRU(8, 300, batch_first=True)
+    calls = []
+    real = rnn._run_loop
+    monkeypatch.setattr(rnn, "_run_loop", lambda *a: calls.append(1) or real(*a))
+    with torch.no_grad():
+        first = rnn.loop_is_faster(g, 1)
+        n = len(calls)
+        assert n == 4  # a warm-up and three timed runs
+        assert rnn.loop_is_faster(g, 1) is first and len(calls) == n  # kept, not timed again
+        rnn.loop_is_faster(g, 2)
+        assert len(calls) == 2 * n  # another batch size is timed on its own
+    assert set(rnn._faster) == {(8, 300, 1, torch.get_num_threads()), (8, 300, 2, torch.get_num_threads())}
