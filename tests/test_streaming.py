@@ -72,6 +72,7 @@ def test_partitioned_convolver_equals_fft_convolution(ir_length, frames_per_call
 DDSP_VARIANTS = {
     "speech": dict(z_dim=8),
     "vc": dict(z_dim=8, encoder_norm="instance", n_speakers=3, harmonic_head="envelope"),
+    "speech_skip_z": dict(z_dim=8, n_speakers=3, harmonic_head="envelope", skip_z=True),
     "room": dict(z_dim=0, reverb_type="room"),
     "dry": dict(z_dim=0, reverb=False),
 }

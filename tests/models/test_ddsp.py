@@ -97,6 +97,28 @@ def test_forward_shapes(z_dim, n_speakers):
         assert out["z"].shape == (3, 25, z_dim)
 
 
+def test_skip_z_passes_z_around_the_gru():
+    """With the decoder GRU deaf to its input, z reaches the output only through the skip."""
+    x = inputs(batch=1, frames=20)
+    x["f0_continuous"] = continuous_f0(x["f0"], x["vuv"])
+    x2 = dict(x, mfcc=x["mfcc"] + torch.randn(x["mfcc"].shape, generator=torch.Generator().manual_seed(5)))
+    changed = {}
+    for skip in (False, True):
+        torch.manual_seed(0)
+        model = tiny(z_dim=4, harmonic_head="envelope", skip_z=skip).eval()
+        assert model.out_mlp[0].in_features == model.gru.hidden_size + (3 if skip else 2) * 32
+        with torch.no_grad():
+            model.gru.weight_ih_l0.zero_()
+            a, b = model.decode(x)["envelope"], model.decode(x2)["envelope"]
+        changed[skip] = float((a - b).abs().max())
+    assert changed[False] == 0.0 and changed[True] > 1e-3
+
+
+def test_skip_z_needs_the_encoder():
+    with pytest.raises(ValueError, match="skip_z"):
+        tiny(z_dim=0, skip_z=True)
+
+
 def test_speakers_by_name_and_embedding_blend():
     model = tiny(speakers=["alice", "bob"])
     assert model.n_speakers == 2 and model.speaker_index("bob") == 1

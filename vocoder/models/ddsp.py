@@ -102,6 +102,10 @@ class DDSP(nn.Module):
             learned) or ``"instance"`` (per utterance and coefficient over time, then
             learned: removes the static spectral colour that identifies a speaker, for
             voice conversion).
+        skip_z: also pass the z MLP's output around the decoder GRU to the output MLP
+            (DDSP's RnnFcDecoder passes all its inputs; the default passes f0 and
+            loudness only): the spectral detail z carries from the MFCC no longer has to
+            go through the GRU's state. Needs ``z_dim > 0``.
         checkpoint_mlps: in training, recompute the decoder MLPs' activations in the
             backward pass instead of storing them (activation checkpointing): the same
             gradients, about a third less training memory (the MLP activations are most
@@ -117,7 +121,7 @@ class DDSP(nn.Module):
                  reverb_duration_s: float = 1.0, speakers: list[str] | None = None,
                  reverb_type: str = "fir", reverb_lr_scale: float = 10.0,
                  harmonic_head: str = "distribution", n_envelope: int = 40, encoder_norm: str = "layer",
-                 checkpoint_mlps: bool = False):
+                 skip_z: bool = False, checkpoint_mlps: bool = False):
         super().__init__()
         self.sample_rate = int(sample_rate)
         self.hop_length = int(hop_length)
@@ -138,6 +142,9 @@ class DDSP(nn.Module):
             raise ValueError(f"n_envelope must be at least 2, got {n_envelope}")
         self.encoder_norm = encoder_norm
         self.checkpoint_mlps = bool(checkpoint_mlps)
+        self.skip_z = bool(skip_z)
+        if self.skip_z and self.z_dim <= 0:
+            raise ValueError("skip_z needs the MFCC encoder (z_dim > 0)")
         n_speakers = max(int(n_speakers), len(self.speakers))
         self.n_speakers = n_speakers
         if self.z_dim > 0:
@@ -154,7 +161,7 @@ class DDSP(nn.Module):
             self.speaker_embedding = nn.Embedding(n_speakers, speaker_dim)
             gru_in += speaker_dim
         self.gru = nn.GRU(gru_in, gru_size, batch_first=True)
-        self.out_mlp = mlp(gru_size + 2 * hidden_size, hidden_size, mlp_layers)
+        self.out_mlp = mlp(gru_size + (3 if self.skip_z else 2) * hidden_size, hidden_size, mlp_layers)
         n_shape = self.n_envelope if harmonic_head == "envelope" else n_harmonics
         self.out = nn.Linear(hidden_size, 1 + n_shape + n_noise_bands)
         self.harmonic = Harmonic(sample_rate=sample_rate, hop_length=hop_length, n_harmonics=n_harmonics)
@@ -235,7 +242,8 @@ class DDSP(nn.Module):
                 spk = torch.where((idx >= 0).unsqueeze(-1), known, mean)
             x = torch.cat([x, spk.unsqueeze(1).expand(-1, x.shape[1], -1)], dim=-1)
         g, state = gru(self.gru, x, gru_state)
-        y = self.out(self._mlp(self.out_mlp, torch.cat([g, hidden[0], hidden[1]], dim=-1)))
+        skip = hidden[:3] if self.skip_z else hidden[:2]  # f0, loudness (, z)
+        y = self.out(self._mlp(self.out_mlp, torch.cat([g, *skip], dim=-1)))
         n_shape = self.n_envelope or self.n_harmonics
         shape = y[..., 1:1 + n_shape]
         out = {"amplitude": y[..., :1], "noise_magnitudes": y[..., 1 + n_shape:], "z": feats.get("z"),
