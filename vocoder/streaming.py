@@ -233,9 +233,11 @@ class StreamingSynth:
         self.dtype, self.device = torch.float32, p.device
         self.generator = generator
         self.noise_source = noise
-        # Load (or compile) the GRU loop now, not in the first block's time budget.
-        if any(isinstance(m, torch.nn.GRU) for m in model.modules()):
-            warm_up_gru()
+        # Load (or compile) the GRU loop and choose each GRU's path now, not in the first
+        # block's time budget.
+        grus = [m for m in model.modules() if isinstance(m, torch.nn.GRU)]
+        if grus:
+            warm_up_gru(grus, self.batch)
         ir = None
         if reverb_ir is not None:
             ir = reverb_ir

@@ -88,13 +88,17 @@ def test_streams_load_the_loop_before_their_first_block(monkeypatch):
     from vocoder.streaming import StreamingSynth
 
     calls = []
-    monkeypatch.setattr("vocoder.streaming.warm_up_gru", lambda: calls.append(1))
+    monkeypatch.setattr("vocoder.streaming.warm_up_gru", lambda modules, batch: calls.append((modules, batch)))
     m = DDSP(sample_rate=16000, hop_length=160, n_harmonics=8, n_noise_bands=9, hidden_size=16, gru_size=16,
              mlp_layers=1, z_dim=0, reverb=False).eval()
     StreamingSynth.from_model(m)
-    assert calls == [1]
-    rnn.warm_up_gru()  # the real one: compiles or loads, then runs
+    assert calls == [([m.gru], 1)]
+    # The real one: compiles or loads, then settles a large GRU's path (timed once).
+    monkeypatch.setattr(rnn, "_faster", {})
+    big = nn.GRU(5, 300, batch_first=True)
+    rnn.warm_up_gru([big], 1)
     assert rnn._kernel is not None
+    assert set(rnn._faster) == {(5, 300, 1, torch.get_num_threads())}
 
 
 def _grads(g, x, h0, use_train_path, monkeypatch):
@@ -214,8 +218,7 @@ def test_loop_is_faster_times_once_per_shape(monkeypatch):
     monkeypatch.setattr(rnn, "_faster", {})
     g = nn.GRU(8, 300, batch_first=True)
     calls = []
-    real = rnn._run_loop
-    monkeypatch.setattr(rnn, "_run_loop", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(rnn, "_run_loop", lambda *a: _loop_spy(calls, *a))
     with torch.no_grad():
         first = rnn.loop_is_faster(g, 1)
         n = len(calls)

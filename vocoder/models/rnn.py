@@ -20,7 +20,7 @@ machine: the loop reads the recurrent weights once per frame on one core, torch'
 product multi-threads it, and which is faster turns on the caches (a 512-unit GRU at
 batch 1: the loop took half torch's time on a 2-core AMD EPYC VM, torch half the loop's
 on a 2-core Intel Xeon VM). There, up to 2048 units in all, the first call of each
-(hidden size, batch, threads) times both on 32 frames and keeps the faster, as cuDNN's
+(input size, hidden size, batch, threads) times both on 32 frames and keeps the faster, as cuDNN's
 benchmark mode does (:func:`loop_is_faster`); larger GRUs call the module.
 
 Training on CPU (an autograd graph to build) takes a second path, :class:`_GRUTrain`:
@@ -38,6 +38,7 @@ CUDA keeps cuDNN's fused GRU. ``VOCODER_FAST_GRU=0`` turns both paths off.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -275,11 +276,17 @@ def gru(module: nn.Module, x: torch.Tensor, h0: torch.Tensor | None = None
     return _run_loop(module, x, h0)
 
 
-def warm_up_gru() -> None:
-    """Compile the loop, or load it from numba's cache (about 1 s in a new process), so
-    that a real-time caller does not pay for it in its first block."""
+def warm_up_gru(modules: Iterable[nn.Module] = (), batch: int = 1) -> None:
+    """Compile the loop, or load it from numba's cache (about 1 s in a new process), and
+    settle which path runs each GRU of ``modules`` at ``batch`` (over 256 units that is
+    timed once, :func:`loop_is_faster`), so that a real-time caller pays for neither in
+    its first block."""
     if os.environ.get("VOCODER_FAST_GRU", "1") == "0" or _compile() is None:
         return
     one = np.zeros((1, 3), np.float32)
     _kernel(np.zeros((1, 1, 3), np.float32), np.zeros((3, 1), np.float32), np.zeros(3, np.float32), one[:, :1],
             np.zeros((1, 1, 1), np.float32), np.zeros((1, 1), np.float32))
+    with torch.no_grad():
+        for module in modules:
+            if _plain_gru(module):
+                fast_path_applies(module, torch.zeros(batch, 1, module.input_size))
