@@ -68,7 +68,7 @@ class DDSPStreamStep(nn.Module):
         self.use_vuv = bool(m.use_vuv)
         self.gate_unvoiced = bool(m.gate_unvoiced)
         self.has_z = m.z_dim > 0
-        self.skip_z = bool(getattr(m, "skip_z", False))
+        self.skip_z = bool(m.skip_z)
         self.instance_norm = self.has_z and m.encoder_norm == "instance"
         self.n_mfcc = int(m.n_mfcc)
         self.batch = int(batch)
@@ -182,17 +182,14 @@ class DDSPStreamStep(nn.Module):
         h_f0 = self.mlp_f0(f0_in)
         h_loud = self.mlp_loudness(((loudness - self.loudness_mean) / self.loudness_std).unsqueeze(-1))
         parts = [h_f0, h_loud]
-        skip = [h_f0, h_loud]
         if self.has_z:
             x = mfcc[..., : self.n_mfcc]
             if self.instance_norm:
                 x = (x - self.mfcc_mean) / self.mfcc_std
             h, h_enc = self.encoder_gru(self.mfcc_norm(x), self.h_enc)
             self.h_enc.copy_(h_enc)
-            h_z = self.mlp_z(self.encoder_out(h))
-            parts.append(h_z)
-            if self.skip_z:
-                skip.append(h_z)
+            parts.append(self.mlp_z(self.encoder_out(h)))
+        skip = parts if self.skip_z else parts[:2]  # f0, loudness (, z) around the GRU
         x = torch.cat(parts, dim=-1)
         if self.has_speaker:
             x = torch.cat([x, self.speaker.unsqueeze(1).expand(-1, k, -1)], dim=-1)
