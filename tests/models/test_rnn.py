@@ -118,8 +118,14 @@ def _grads(g, x, h0, use_train_path, monkeypatch):
 
 @pytest.mark.parametrize("batch,steps,inp,hidden", [(3, 17, 5, 7), (1, 1, 4, 3), (8, 40, 30, 16)])
 @pytest.mark.parametrize("with_state", [False, True])
-def test_training_path_gradients_equal_torch(batch, steps, inp, hidden, with_state, monkeypatch):
-    """The hand-written backward against torch's autograd through nn.GRU, in float64."""
+@pytest.mark.parametrize("compiled", [True, False])
+def test_training_path_gradients_equal_torch(batch, steps, inp, hidden, with_state, compiled, monkeypatch):
+    """The hand-written backward against torch's autograd through nn.GRU, in float64: with
+    the compiled loops and with torch's operators (the path without numba)."""
+    if compiled:
+        assert rnn._train_kernels_for(torch.float64) is not None
+    else:
+        monkeypatch.setattr(rnn, "_train_kernels_for", lambda dtype: None)
     torch.manual_seed(4)
     g = nn.GRU(inp, hidden, batch_first=True).double()
     x = torch.randn(batch, steps, inp, dtype=torch.float64, requires_grad=True)
@@ -128,6 +134,29 @@ def test_training_path_gradients_equal_torch(batch, steps, inp, hidden, with_sta
     got = _grads(g, x, h0, True, monkeypatch)
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
+
+
+def test_training_loops_split_rows_between_threads_exactly():
+    """The compiled training loops run the batch rows in as many threads as torch uses; a
+    row's result does not depend on the split (5 rows in 1, 2 or 3 parts)."""
+    torch.manual_seed(8)
+    g = nn.GRU(6, 10, batch_first=True)
+    x = torch.randn(5, 23, 6)
+    results = []
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            xg = x.clone().requires_grad_(True)
+            g.zero_grad()
+            out, h_n = rnn.gru(g, xg)
+            (out.sin().sum() + h_n.square().sum()).backward()
+            results.append([out.detach(), xg.grad, g.weight_hh_l0.grad.clone()])
+    finally:
+        torch.set_num_threads(threads)
+    for other in results[1:]:
+        for a, b in zip(other, results[0]):  # equal but for the order of torch's sums
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
 
 
 def test_training_path_only_output_or_only_state_used(monkeypatch):
