@@ -117,8 +117,9 @@ def _compile_train():
     """The training path's two recurrences as compiled loops (numba), or None without numba.
 
     Both work on time-major arrays, (frames, batch, ...), for the batch rows ``lo`` to
-    ``hi`` (the last two arguments), so that rows can run in separate threads (they are independent over the
-    whole sequence). ``one``/``two`` carry the dtype (float32 or float64)."""
+    ``hi`` (the last two arguments), so that rows can run in separate threads (they are
+    independent over the whole sequence). ``one``/``two`` carry the dtype (float32 or
+    float64)."""
     global _train_kernels
     if _train_kernels is not None:
         return _train_kernels or None
