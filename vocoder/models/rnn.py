@@ -130,12 +130,15 @@ def _compile_train():
         return None
 
     @numba.njit(cache=True, fastmath=True, nogil=True)
-    def forward(gi, w_hh, b_hh, gh, rz, n, hs, one, two, lo, hi):  # pragma: no cover - compiled
+    def forward(gi, w_hh, b_hh, ghn, rz, n, hs, one, two, lo, hi):  # pragma: no cover - compiled
+        # ghn: out, the n part of W_hh h + b_hh per frame (the only part backward reads);
+        # the whole product of one frame lives in the scratch gh.
         steps = gi.shape[0]
         hidden = hs.shape[2]
         h3 = 3 * hidden
         zero = one - one
         blocked = h3 - h3 % 4
+        gh = np.empty((hi - lo, h3), hs.dtype)
         for t in range(steps):
             # W_hh h + b_hh of every row, four weight rows at a time: each weight row is
             # read once per frame for all the rows here.
@@ -151,31 +154,32 @@ def _compile_train():
                         a1 += w_hh[j + 1, k] * hk
                         a2 += w_hh[j + 2, k] * hk
                         a3 += w_hh[j + 3, k] * hk
-                    gh[t, b, j] = a0 + b_hh[j]
-                    gh[t, b, j + 1] = a1 + b_hh[j + 1]
-                    gh[t, b, j + 2] = a2 + b_hh[j + 2]
-                    gh[t, b, j + 3] = a3 + b_hh[j + 3]
+                    gh[b - lo, j] = a0 + b_hh[j]
+                    gh[b - lo, j + 1] = a1 + b_hh[j + 1]
+                    gh[b - lo, j + 2] = a2 + b_hh[j + 2]
+                    gh[b - lo, j + 3] = a3 + b_hh[j + 3]
             for j in range(blocked, h3):
                 for b in range(lo, hi):
                     acc = zero
                     for k in range(hidden):
                         acc += w_hh[j, k] * hs[t, b, k]
-                    gh[t, b, j] = acc + b_hh[j]
+                    gh[b - lo, j] = acc + b_hh[j]
             for b in range(lo, hi):
                 for j in range(hidden):
-                    r = one / (one + np.exp(-(gi[t, b, j] + gh[t, b, j])))
-                    z = one / (one + np.exp(-(gi[t, b, hidden + j] + gh[t, b, hidden + j])))
+                    r = one / (one + np.exp(-(gi[t, b, j] + gh[b - lo, j])))
+                    z = one / (one + np.exp(-(gi[t, b, hidden + j] + gh[b - lo, hidden + j])))
                     # tanh(a) as 2 sigmoid(2a) - 1 (one exp), as the inference loop
-                    a = gi[t, b, 2 * hidden + j] + r * gh[t, b, 2 * hidden + j]
+                    a = gi[t, b, 2 * hidden + j] + r * gh[b - lo, 2 * hidden + j]
                     nt = two / (one + np.exp(-two * a)) - one
                     rz[t, b, j] = r
                     rz[t, b, hidden + j] = z
                     n[t, b, j] = nt
+                    ghn[t, b, j] = gh[b - lo, 2 * hidden + j]
                     hs[t + 1, b, j] = nt + z * (hs[t, b, j] - nt)
 
     @numba.njit(cache=True, fastmath=True, nogil=True)
-    def backward(go, w_t, gh, rz, n, hs, dgh, dgi, dh, one, lo, hi):  # pragma: no cover - compiled
-        # w_t: W_hh transposed (hidden, 3 hidden), contiguous. Out: dgh and dgi, the
+    def backward(go, w_t, ghn, rz, n, hs, dgh, dgi, dh, one, lo, hi):  # pragma: no cover - compiled
+        # w_t: W_hh transposed (hidden, 3 hidden), contiguous; ghn: the forward's. Out: dgh and dgi, the
         # gradients of W_hh h + b_hh and of W_ih x + b_ih per frame (they share the r and z
         # parts). dh (batch, hidden): in, the gradient of the last frame's h; out, that of h0.
         steps = n.shape[0]
@@ -191,7 +195,7 @@ def _compile_train():
                     nt = n[t, b, j]
                     d = dh[b, j]
                     dn = d * (one - z) * (one - nt * nt)
-                    dr = dn * gh[t, b, 2 * hidden + j] * r * (one - r)
+                    dr = dn * ghn[t, b, j] * r * (one - r)
                     dz = d * (hs[t, b, j] - nt) * z * (one - z)
                     dgh[t, b, j] = dr
                     dgh[t, b, hidden + j] = dz
@@ -355,7 +359,7 @@ class _GRUTrain(torch.autograd.Function):
         h2 = 2 * hidden
         xt = x.transpose(0, 1).contiguous()  # (frames, batch, input): one frame is one block
         gi = torch.addmm(b_ih, xt.view(steps * batch, -1), w_ih.t()).view(steps, batch, 3 * hidden)
-        gh = x.new_empty(steps, batch, 3 * hidden)   # W_hh h + b_hh, kept for backward
+        ghn = x.new_empty(steps, batch, hidden)      # n part of W_hh h + b_hh, kept for backward
         rz = x.new_empty(steps, batch, h2)           # r and z after the sigmoid
         n = x.new_empty(steps, batch, hidden)        # n after the tanh
         hs = x.new_empty(steps + 1, batch, hidden)   # h0, h1, ..., h_T
@@ -363,26 +367,28 @@ class _GRUTrain(torch.autograd.Function):
         kernels = _train_kernels_for(x.dtype)
         if kernels is not None:
             one = _NP_DTYPES[x.dtype](1)
-            _over_rows(kernels[0], batch, gi.detach().numpy(), _np(w_hh), _np(b_hh), gh.numpy(), rz.numpy(),
+            _over_rows(kernels[0], batch, gi.detach().numpy(), _np(w_hh), _np(b_hh), ghn.numpy(), rz.numpy(),
                        n.numpy(), hs.numpy(), one, one + one)
         else:
             diff = x.new_empty(batch, hidden)
+            gh = x.new_empty(batch, 3 * hidden)  # one frame's W_hh h + b_hh
             w_hh_t = w_hh.t()
             for t in range(steps):
-                torch.addmm(b_hh, hs[t], w_hh_t, out=gh[t])
-                torch.add(gi[t, :, :h2], gh[t, :, :h2], out=rz[t])
+                torch.addmm(b_hh, hs[t], w_hh_t, out=gh)
+                torch.add(gi[t, :, :h2], gh[:, :h2], out=rz[t])
                 rz[t].sigmoid_()
-                torch.addcmul(gi[t, :, h2:], rz[t, :, :hidden], gh[t, :, h2:], out=n[t])
+                ghn[t] = gh[:, h2:]
+                torch.addcmul(gi[t, :, h2:], rz[t, :, :hidden], gh[:, h2:], out=n[t])
                 n[t].tanh_()
                 torch.sub(hs[t], n[t], out=diff)
                 torch.addcmul(n[t], rz[t, :, hidden:], diff, out=hs[t + 1])  # h' = n + z (h - n)
-        ctx.save_for_backward(xt, w_ih, w_hh, gh, rz, n, hs)
+        ctx.save_for_backward(xt, w_ih, w_hh, ghn, rz, n, hs)
         return hs[1:].transpose(0, 1), hs[steps].clone()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out, grad_hn):
-        xt, w_ih, w_hh, gh, rz, n, hs = ctx.saved_tensors
+        xt, w_ih, w_hh, ghn, rz, n, hs = ctx.saved_tensors
         steps, batch, hidden = n.shape
         h2 = 2 * hidden
         go = grad_out.transpose(0, 1) if grad_out is not None else n.new_zeros(steps, batch, hidden)
@@ -393,7 +399,7 @@ class _GRUTrain(torch.autograd.Function):
         kernels = _train_kernels_for(n.dtype)
         if kernels is not None:
             dgi = n.new_empty(steps, batch, 3 * hidden)  # of W_ih x + b_ih
-            _over_rows(kernels[1], batch, go.contiguous().numpy(), _np(w_hh.t()), gh.numpy(), rz.numpy(), n.numpy(),
+            _over_rows(kernels[1], batch, go.contiguous().numpy(), _np(w_hh.t()), ghn.numpy(), rz.numpy(), n.numpy(),
                        hs.numpy(), dgh.numpy(), dgi.numpy(), dh.numpy(), _NP_DTYPES[n.dtype](1))
         else:
             dgin = n.new_empty(steps, batch, hidden)  # of the n part of W_ih x + b_ih
@@ -401,7 +407,7 @@ class _GRUTrain(torch.autograd.Function):
             # The factors off the recurrent chain, for all frames at once:
             a = (1 - z) * (1 - n * n)              # dh'/d(n's pre-activation)
             bz = (hs[:-1] - n) * z * (1 - z)       # dh'/d(z's pre-activation)
-            c = gh[..., h2:] * r * (1 - r)         # d(n's pre-activation)/d(r's pre-activation)
+            c = ghn * r * (1 - r)                  # d(n's pre-activation)/d(r's pre-activation)
             for t in range(steps - 1, -1, -1):
                 torch.mul(dh, a[t], out=dgin[t])
                 torch.mul(dh, bz[t], out=dgh[t, :, hidden:h2])
