@@ -110,6 +110,32 @@ def test_gradcheck_small():
     )
 
 
+def test_training_gradient_equals_plain_autograd():
+    """The training path takes each scale's gradient in the forward pass and keeps only
+    their sum; a target that needs a gradient goes through plain autograd instead. Both
+    must give the same per-item values and the same gradient for any per-item weights,
+    for every reduction and for 1-D input."""
+    pred, target = _pair(batch=3, n=1500, dtype=torch.float64)
+    weights = torch.tensor([0.5, -2.0, 3.0], dtype=torch.float64)
+    for reduction in ("none", "mean", "sum"):
+        grads, values = [], []
+        for target_grad in (False, True):
+            p = pred.clone().requires_grad_(True)
+            t = target.clone().requires_grad_(target_grad)
+            loss = multiscale_spectral_loss(p, t, fft_sizes=(256, 64), eps=1e-5, reduction=reduction)
+            (loss * weights).sum().backward() if reduction == "none" else loss.backward()
+            grads.append(p.grad)
+            values.append(loss.detach())
+        torch.testing.assert_close(values[0], values[1], rtol=1e-12, atol=0)
+        torch.testing.assert_close(grads[0], grads[1], rtol=1e-10, atol=1e-18)
+        assert grads[0].abs().sum() > 0
+    one = pred[0].clone().requires_grad_(True)
+    multiscale_spectral_loss(one, target[0], fft_sizes=(128,)).backward()
+    row = pred[:1].clone().requires_grad_(True)
+    multiscale_spectral_loss(row, target[:1], fft_sizes=(128,)).backward()
+    torch.testing.assert_close(one.grad, row.grad[0], rtol=1e-12, atol=0)
+
+
 def test_float64_and_short_inputs():
     pred, target = _pair(batch=2, n=300, dtype=torch.float64)  # shorter than 2048
     loss = multiscale_spectral_loss(pred, target)
@@ -185,6 +211,23 @@ def test_log_mel_loss_reads_a_gain_as_its_log():
     assert float(loss(target, target)) == 0.0
     for g in (0.5, 2.0, 10.0):
         assert float(loss(g * target, target)) == pytest.approx(abs(math.log(g)), rel=1e-9)
+
+
+def test_log_mel_loss_training_gradient_equals_plain_autograd():
+    """As the multi-scale loss: the gradient taken in the forward pass (a target without
+    gradient) equals plain autograd's (a target that needs one), per-item weights too."""
+    from vocoder.losses import LogMelLoss
+
+    pred, target = _pair(batch=3, n=2000, dtype=torch.float64)
+    weights = torch.tensor([1.0, -0.5, 2.0], dtype=torch.float64)
+    loss = LogMelLoss(sample_rate=16000, n_fft=256, n_mels=40, reduction="none").double()
+    grads = []
+    for target_grad in (False, True):
+        p = pred.clone().requires_grad_(True)
+        (loss(p, target.clone().requires_grad_(target_grad)) * weights).sum().backward()
+        grads.append(p.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-10, atol=1e-18)
+    assert torch.autograd.gradcheck(lambda p: loss(p, target[:1, :300]), (pred[:1, :300].clone().requires_grad_(True),))
 
 
 def test_log_mel_loss_gradient_and_errors():

@@ -115,31 +115,74 @@ def multiscale_spectral_loss(
     # STFT backward and stored intermediates would be pure waste.
     target_grad = target.requires_grad and torch.is_grad_enabled()
 
-    # With a gradient to compute, each scale runs under activation checkpointing: its
-    # spectrogram intermediates (several (batch, frames, bins) tensors per scale) are
-    # recomputed in backward instead of being held for all scales at once. This halves
-    # the training step's peak memory at the cost of one more STFT per scale.
-    recompute = pred2.requires_grad and torch.is_grad_enabled()
-    per_item = pred2.new_zeros(batch)
-    for i, fft_size in enumerate(fft_sizes):
-        hop = _hop(int(fft_size), overlap)
-        window = "hann" if windows is None else windows[i].to(pred2.dtype)
-        with torch.set_grad_enabled(target_grad):
-            t = _padded_magnitudes(target2, int(fft_size), hop, window)
-            log_t = torch.log(t + eps) if log_weight else None
-        args = (pred2, t, log_t, int(fft_size), hop, window, linear_weight, log_weight, eps)
-        if recompute and not target_grad:
-            from torch.utils.checkpoint import checkpoint
+    def scale(fft_size, hop, window):
+        def distance(p):
+            with torch.set_grad_enabled(target_grad):
+                t = _padded_magnitudes(target2, fft_size, hop, window)
+                log_t = torch.log(t + eps) if log_weight else None
+            return _scale_distance(p, t, log_t, fft_size, hop, window, linear_weight, log_weight, eps)
+        return distance
 
-            per_item = per_item + checkpoint(_scale_distance, *args, use_reentrant=False)
-        else:
-            per_item = per_item + _scale_distance(*args)
+    pieces = []
+    for i, fft_size in enumerate(fft_sizes):
+        window = "hann" if windows is None else windows[i].to(pred2.dtype)
+        pieces.append(scale(int(fft_size), _hop(int(fft_size), overlap), window))
+    # Training (a gradient for pred only): each scale's gradient is taken at once and
+    # only their sum is kept for backward (_GradientInForward), instead of every scale's
+    # spectrogram intermediates; the same values and gradients.
+    if _gradient_in_forward(pred2, target2):
+        per_item = _GradientInForward.apply(pred2, pieces)
+    else:
+        per_item = pred2.new_zeros(batch)
+        for distance in pieces:
+            per_item = per_item + distance(pred2)
 
     if reduction == "mean":
         return per_item.mean()
     if reduction == "sum":
         return per_item.sum()
     return per_item[0] if squeeze else per_item
+
+
+class _GradientInForward(torch.autograd.Function):
+    """Per-item loss of ``pred`` (batch, samples) whose gradient is taken in the forward pass.
+
+    ``pieces`` are functions of ``pred`` to (batch,) per-item values, each row's value a
+    function of that row alone (a spectral distance to a fixed target); the result is
+    their sum. Because the rows are independent, the gradient of the sum over items
+    holds every item's own gradient, and backward scales its rows by the incoming
+    per-item gradient. The pieces run one after the other, each with its own autograd
+    graph freed at once, so what a training step keeps until backward is one tensor the
+    size of ``pred``, not every piece's spectrogram intermediates. Values and gradients
+    are those of autograd through the pieces.
+    """
+
+    @staticmethod
+    def forward(ctx, pred, pieces):
+        grad = torch.zeros_like(pred)
+        per_item = pred.new_zeros(pred.shape[0])
+        for piece in pieces:
+            with torch.enable_grad():
+                p = pred.detach().requires_grad_(True)
+                d = piece(p)
+                (g,) = torch.autograd.grad(d.sum(), p)
+            grad += g
+            per_item += d.detach()
+            del p, d, g
+        ctx.save_for_backward(grad)
+        return per_item
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_items):
+        (grad,) = ctx.saved_tensors
+        return grad * grad_items.unsqueeze(-1), None
+
+
+def _gradient_in_forward(pred: torch.Tensor, target: torch.Tensor) -> bool:
+    """Whether a loss takes :class:`_GradientInForward`: a gradient wanted for ``pred``
+    only (the training case; a target that needs one goes through plain autograd)."""
+    return pred.requires_grad and torch.is_grad_enabled() and not target.requires_grad
 
 
 def _scale_distance(pred, t, log_t, fft_size, hop, window, linear_weight, log_weight, eps):
@@ -306,7 +349,13 @@ class LogMelLoss(nn.Module):
         pred2, target2 = pred.reshape(-1, pred.shape[-1]), target.reshape(-1, target.shape[-1])
         with torch.set_grad_enabled(target.requires_grad and torch.is_grad_enabled()):
             t = self._log_mel(target2)
-        per_item = (self._log_mel(pred2) - t).abs().mean(dim=(-2, -1))
+
+        def distance(p):
+            return (self._log_mel(p) - t).abs().mean(dim=(-2, -1))
+
+        # Training: the gradient taken in the forward pass, only it kept for backward.
+        per_item = (_GradientInForward.apply(pred2, [distance]) if _gradient_in_forward(pred2, target2)
+                    else distance(pred2))
         if self.reduction == "mean":
             return per_item.mean()
         return per_item[0] if squeeze else per_item
