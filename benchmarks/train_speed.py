@@ -39,6 +39,7 @@ machine slow 2-thread steps down a lot, so compare ratios from one run.
 
     python benchmarks/train_speed.py            # full run (1-2 minutes on 2 idle cores)
     python benchmarks/train_speed.py --quick    # under 60 s
+    python benchmarks/train_speed.py --phases   # where our step and inference spend their time
 
 The last line printed is one JSON object with the figures; ``reference_acids_*`` are
 published figures of acids-ircam/ddsp_pytorch on a 2-core machine, for comparison.
@@ -355,12 +356,98 @@ def measure_memory(impl: str, batch: int, seconds: float, threads: int) -> dict:
     return {"peak_mb": peak - before, "peak_rss_total_mb": peak, "rss_before_mb": before, "cold_step_s": step_s}
 
 
+def _median_time(fn, reps: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def phase_times(reps: int = 5) -> dict:
+    """Where our step (16 x 1 s) and our inference (10 s, batch 1) spend their time.
+
+    Training: the network alone (decode forward, backward of its outputs' sum), the
+    synthesizers and reverb alone (forward and backward from fixed network outputs), the
+    trainer's loss alone (forward and backward), gradient clipping and AdamW, and the
+    whole step; the baseline's whole step in the same run gives the bound on the ratio
+    that the network (the same network in both) leaves. Inference: the network, its GRU,
+    the synthesizers, the reverb and the whole forward. Medians of ``reps`` runs.
+    """
+    from vocoder.models import rnn
+    from vocoder.models.ddsp import continuous_f0
+
+    out = {}
+    ours = OursRunner(16)
+    model, tr = ours.model, ours.trainer
+    base = AcidsRunner(16)
+    data = make_batch(16, 1.0)
+    inputs = dict(data, f0_continuous=continuous_f0(data["f0"], data["vuv"]))
+    f0, vuv = inputs["f0_continuous"], inputs["vuv"]
+
+    def network():
+        raw = model.decode(inputs)
+        total = sum(raw[k].sum() for k in ("amplitude", "harmonic_distribution", "noise_magnitudes"))
+        model.zero_grad(set_to_none=True)
+        total.backward()
+
+    with torch.no_grad():
+        fixed = {k: v.detach() for k, v in model.decode(inputs).items() if k != "gru_state" and v is not None}
+
+    def synthesis():
+        raw = {k: v.clone().requires_grad_(True) for k, v in fixed.items()}
+        amps, mags = model.synth_controls(raw, f0, vuv)
+        audio = model.harmonic.get_signal(amps, f0) + model.render_noise(mags, torch.Generator().manual_seed(0))
+        model.reverb(audio).sum().backward()
+
+    target = data["audio"]
+    noisy = target * 0.9 + 0.01 * torch.randn(target.shape, generator=torch.Generator().manual_seed(1))
+
+    def loss():
+        tr.spectral_loss(noisy.clone().requires_grad_(True), target).backward()
+
+    def optimizer():
+        for p in model.parameters():
+            p.grad = torch.zeros_like(p)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tr.cfg.grad_clip)
+        tr.optimizer.step()
+
+    base_inputs = base.inputs(data)
+    for name, fn in (("network", network), ("synthesis", synthesis), ("loss", loss), ("optimizer", optimizer),
+                     ("step", lambda: ours.step(data)), ("baseline_step", lambda: base.step(base_inputs))):
+        out[f"train_16x1s_{name}_s"] = _median_time(fn, reps)
+    out["train_16x1s_ratio_bound"] = out["train_16x1s_baseline_step_s"] / out["train_16x1s_network_s"]
+
+    model.eval()
+    data = make_batch(1, RTF_SECONDS)
+    inputs = dict(data, f0_continuous=continuous_f0(data["f0"], data["vuv"]))
+    f0, vuv = inputs["f0_continuous"], inputs["vuv"]
+    with torch.inference_mode():
+        raw = model.decode(inputs)
+        amps, mags = model.synth_controls(raw, f0, vuv)
+        gru_in = torch.randn(1, f0.shape[1], model.gru.input_size)
+        dry = model.harmonic.get_signal(amps, f0) + model.render_noise(mags, torch.Generator().manual_seed(0))
+        for name, fn in (("network", lambda: model.decode(inputs)),
+                         ("gru", lambda: rnn.gru(model.gru, gru_in)),
+                         ("synthesis", lambda: (model.harmonic.get_signal(amps, f0),
+                                                model.render_noise(mags, torch.Generator().manual_seed(0)))),
+                         ("reverb", lambda: model.reverb(dry)),
+                         ("forward", lambda: model(data, generator=torch.Generator().manual_seed(0)))):
+            out[f"infer_10s_{name}_s"] = _median_time(fn, reps)
+    model.train()
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="shorter run (under 60 s)")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     p.add_argument("--variant", choices=["reference", "speech"], default="reference",
                    help="our model with the baseline's inputs (reference) or the speech model's z and vuv")
+    p.add_argument("--phases", action="store_true",
+                   help="instead: where our 16 x 1 s step and 10 s inference spend their time")
     p.add_argument("--_memory", nargs=3, metavar=("IMPL", "BATCH", "SECONDS"), help=argparse.SUPPRESS)
     args = p.parse_args()
     OursRunner.variant = args.variant
@@ -369,6 +456,14 @@ def main() -> None:
         emit(measure_memory(impl, int(batch), float(seconds), args.threads))
         return
     torch.set_num_threads(args.threads)
+    if args.phases:
+        phases = phase_times()
+        for key, value in phases.items():
+            print(f"{key:32s} {value * 1e3:8.1f} ms" if key.endswith("_s") else f"{key:32s} {value:8.2f}",
+                  file=sys.stderr)
+        emit({"benchmark": "train_speed_phases", "threads": args.threads, **machine_info(args.threads),
+              "load_average_1min": os.getloadavg()[0], **phases})
+        return
     t_total = time.perf_counter()
     load_start = os.getloadavg()[0]
     result = {"benchmark": "train_speed", "sample_rate": SAMPLE_RATE, "hop_length": HOP,
@@ -474,7 +569,8 @@ def main() -> None:
         result[f"memory_ratio_{tag}"] = result[f"ours_{tag}_peak_mb"] / result[f"baseline_{tag}_peak_mb"]
         result[f"memory_ratio_ckpt_{tag}"] = result[f"ours_ckpt_{tag}_peak_mb"] / result[f"baseline_{tag}_peak_mb"]
         print(f"{tag}: train step peak memory ours {result[f'ours_{tag}_peak_mb']:.0f} MB "
-              f"(x{result[f'memory_ratio_{tag}']:.2f}), with checkpoint_mlps {result[f'ours_ckpt_{tag}_peak_mb']:.0f} MB "
+              f"(x{result[f'memory_ratio_{tag}']:.2f}), "
+              f"with checkpoint_mlps {result[f'ours_ckpt_{tag}_peak_mb']:.0f} MB "
               f"(x{result[f'memory_ratio_ckpt_{tag}']:.2f}); baseline {result[f'baseline_{tag}_peak_mb']:.0f} MB",
               file=sys.stderr)
     for batch, seconds in SHAPES:
