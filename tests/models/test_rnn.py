@@ -256,3 +256,55 @@ def test_loop_is_faster_times_once_per_shape(monkeypatch):
         rnn.loop_is_faster(g, 2)
         assert len(calls) == 2 * n  # another batch size is timed on its own
     assert set(rnn._faster) == {(8, 300, 1, torch.get_num_threads()), (8, 300, 2, torch.get_num_threads())}
+
+
+@pytest.mark.parametrize("hidden,frames", [(512, 300), (301, 200), (13, 70), (8, 1)])
+def test_split_recurrence_equals_torch(hidden, frames):
+    """Batch 1 split over two threads (half the units each, a barrier per frame): the
+    output and final state equal torch's, from a given state, at any unit count."""
+    torch.manual_seed(hidden)
+    g = nn.GRU(6, hidden, batch_first=True)
+    x = torch.randn(1, frames, 6)
+    h0 = torch.randn(1, 1, hidden)
+    with torch.no_grad():
+        want, want_h = g(x, h0)
+        for _ in range(3):  # a race between the halves would show as a changing result
+            got, got_h = rnn._run_split(g, x, h0)
+            torch.testing.assert_close(got, want, atol=2e-6, rtol=1e-5)
+            torch.testing.assert_close(got_h, want_h, atol=2e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("frames,split", [(256, True), (255, False)])
+def test_loop_runs_split_where_timed_faster(monkeypatch, frames, split):
+    """Where the split was timed faster (batch 1), the loop hands utterances of 256 frames
+    or more to it; shorter calls (a stream's blocks) stay on one thread."""
+    torch.manual_seed(5)
+    g = nn.GRU(4, 320, batch_first=True)
+    x = torch.randn(1, frames, 4)
+    monkeypatch.setitem(rnn._faster, rnn._key(g, 1), True)
+    monkeypatch.setitem(rnn._split_faster, rnn._key(g, 1), True)
+    called = []
+    real = rnn._run_split
+    monkeypatch.setattr(rnn, "_run_split", lambda *a: called.append(1) or real(*a))
+    with torch.no_grad():
+        got, got_h = rnn.gru(g, x)
+        want, want_h = g(x)
+    assert bool(called) == split
+    torch.testing.assert_close(got, want, atol=2e-6, rtol=1e-5)
+    torch.testing.assert_close(got_h, want_h, atol=2e-6, rtol=1e-5)
+
+
+def test_loop_is_faster_times_the_split_at_batch_one(monkeypatch):
+    monkeypatch.setattr(rnn, "_faster", {})
+    monkeypatch.setattr(rnn, "_split_faster", {})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        g = nn.GRU(8, 300, batch_first=True)
+        with torch.no_grad():
+            rnn.loop_is_faster(g, 1)
+            rnn.loop_is_faster(g, 2)
+        assert set(rnn._split_faster) == {(8, 300, 1, 2), (8, 300, 2, 2)}
+        assert rnn._split_faster[(8, 300, 2, 2)] is False  # never at batch 2
+    finally:
+        torch.set_num_threads(threads)

@@ -21,7 +21,15 @@ product multi-threads it, and which is faster turns on the caches (a 512-unit GR
 batch 1: the loop took half torch's time on a 2-core AMD EPYC VM, torch half the loop's
 on a 2-core Intel Xeon VM). There, up to 2048 units in all, the first call of each
 (input size, hidden size, batch, threads) times both on 32 frames and keeps the faster, as cuDNN's
-benchmark mode does (:func:`loop_is_faster`); larger GRUs call the module.
+benchmark mode does (:func:`loop_is_faster`); larger GRUs call the module. At batch 1
+with two or more torch threads that timing also tries the loop split over two threads
+(each keeps half the units and so reads half the recurrent weights per frame, with a
+barrier per frame; :func:`_compile_split`), used from 256 frames on where it was faster.
+The reference-size model's 512-unit decoder GRU over 1000 frames (10 s), with its
+input projection: 49-51 ms against 64-68 ms on one thread, and the whole model's
+inference of 10 s 107-112 ms against 122-126 ms (2-core AMD EPYC VM,
+``benchmarks/train_speed.py --phases``). The output equals the one-thread loop's (each unit's sums
+run in the same order).
 
 Training on CPU (an autograd graph to build) takes a second path, :class:`_GRUTrain`:
 the same recurrence with a hand-written backward. torch's CPU GRU records every gate
@@ -108,6 +116,103 @@ def _compile():
 
     _kernel = gru_recurrence
     return _kernel
+
+
+_split_kernel = None
+
+
+def _compile_split():
+    """The batch-1 recurrence split over two threads (numba), or None without numba.
+
+    Each thread owns half the hidden units: it computes their three gates' rows of
+    ``W_hh h + b_hh`` (so each core reads only half the recurrent weights every frame) and
+    their new state, then waits at a barrier until the other half of the frame's state
+    is there. The state is double-buffered (frame ``t`` reads ``hbuf[t % 2]``, writes
+    ``hbuf[(t + 1) % 2]``), so one barrier per frame is enough: a thread past the barrier
+    of frame ``t`` overwrites only the buffer that both have finished reading. The
+    barrier is a counter per thread, written with release and read with acquire
+    ordering (atomic loads and stores emitted through llvmlite)."""
+    global _split_kernel
+    if _split_kernel is not None:
+        return _split_kernel or None
+    try:
+        import numba
+        from numba import types
+        from numba.core import cgutils
+        from numba.extending import intrinsic
+    except ImportError:
+        _split_kernel = ()
+        return None
+
+    def _element_pointer(context, builder, sig, args):
+        aryty = sig.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        return cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
+
+    @intrinsic
+    def load_acquire(typingctx, arr, idx):
+        def codegen(context, builder, sig, args):
+            return builder.load_atomic(_element_pointer(context, builder, sig, args), "acquire", 8)
+        return types.int64(arr, idx), codegen
+
+    @intrinsic
+    def store_release(typingctx, arr, idx, val):
+        def codegen(context, builder, sig, args):
+            builder.store_atomic(args[2], _element_pointer(context, builder, sig, args), "release", 8)
+            return context.get_dummy_value()
+        return types.void(arr, idx, val), codegen
+
+    @numba.njit(cache=True, fastmath=True, nogil=True)
+    def gru_half(gi, w_hh, b_hh, hbuf, out, flags, me, other, lo, hi):  # pragma: no cover - compiled
+        # gi (steps, 3H); hbuf (2, H), hbuf[0] the initial state; this thread owns units lo..hi-1
+        # and writes flags[me] after each frame; flags[other] is its partner's counter.
+        steps, h3 = gi.shape
+        hidden = h3 // 3
+        m = hi - lo
+        blocked = m - m % 4
+        gh = np.empty(3 * m, np.float32)
+        one, two = np.float32(1.0), np.float32(2.0)
+        for t in range(steps):
+            h = hbuf[t % 2]
+            h_next = hbuf[(t + 1) % 2]
+            for g in range(3):
+                base = g * hidden + lo
+                for jj in range(0, blocked, 4):
+                    j = base + jj
+                    a0 = np.float32(0.0)
+                    a1 = np.float32(0.0)
+                    a2 = np.float32(0.0)
+                    a3 = np.float32(0.0)
+                    for k in range(hidden):
+                        hk = h[k]
+                        a0 += w_hh[j, k] * hk
+                        a1 += w_hh[j + 1, k] * hk
+                        a2 += w_hh[j + 2, k] * hk
+                        a3 += w_hh[j + 3, k] * hk
+                    gh[g * m + jj] = a0 + b_hh[j]
+                    gh[g * m + jj + 1] = a1 + b_hh[j + 1]
+                    gh[g * m + jj + 2] = a2 + b_hh[j + 2]
+                    gh[g * m + jj + 3] = a3 + b_hh[j + 3]
+                for jj in range(blocked, m):
+                    j = base + jj
+                    acc = np.float32(0.0)
+                    for k in range(hidden):
+                        acc += w_hh[j, k] * h[k]
+                    gh[g * m + jj] = acc + b_hh[j]
+            for jj in range(m):
+                j = lo + jj
+                r = one / (one + np.exp(-(gi[t, j] + gh[jj])))
+                z = one / (one + np.exp(-(gi[t, hidden + j] + gh[m + jj])))
+                n = two / (one + np.exp(-two * (gi[t, 2 * hidden + j] + r * gh[2 * m + jj]))) - one
+                v = (one - z) * n + z * h[j]
+                h_next[j] = v
+                out[t, j] = v
+            store_release(flags, me, t + 1)
+            while load_acquire(flags, other) < t + 1:
+                pass
+
+    _split_kernel = gru_half
+    return _split_kernel
 
 
 _train_kernels = None
@@ -239,20 +344,26 @@ def _compile_train():
 _pool = None  # (pid, workers, ThreadPoolExecutor) for the training loops' batch rows
 
 
+def _thread_pool(workers: int):
+    """The module's thread pool (at least ``workers`` threads; a new one after a fork)."""
+    global _pool
+    if _pool is None or _pool[0] != os.getpid() or _pool[1] < workers:  # none yet, forked, or too small
+        from concurrent.futures import ThreadPoolExecutor
+
+        _pool = (os.getpid(), workers, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vocoder-gru"))
+    return _pool[2]
+
+
 def _over_rows(fn, batch: int, *args) -> None:
     """``fn(*args, lo, hi)`` over the batch rows, split between as many threads as torch
     uses (the loops release the GIL; the rows are independent)."""
-    global _pool
     parts = min(torch.get_num_threads(), batch)
     if parts <= 1:
         fn(*args, 0, batch)
         return
-    if _pool is None or _pool[0] != os.getpid() or _pool[1] < parts:  # none yet, forked, or too small
-        from concurrent.futures import ThreadPoolExecutor
-
-        _pool = (os.getpid(), parts, ThreadPoolExecutor(max_workers=parts, thread_name_prefix="vocoder-gru"))
+    pool = _thread_pool(parts)
     bounds = [batch * i // parts for i in range(parts + 1)]
-    jobs = [_pool[2].submit(fn, *args, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    jobs = [pool.submit(fn, *args, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
     for job in jobs:
         job.result()
 
@@ -294,10 +405,27 @@ def fast_path_applies(module: nn.Module, x: torch.Tensor, h0: torch.Tensor | Non
 
 _CALIBRATED_UNITS = 2048
 _faster: dict[tuple[int, int, int, int], bool] = {}
+# Batch 1: whether the recurrence split over two threads beat the one-thread loop (timed
+# beside it by loop_is_faster), and the fewest frames worth a thread hand-off.
+_split_faster: dict[tuple[int, int, int, int], bool] = {}
+_SPLIT_MIN_FRAMES = 256
+
+
+def _key(module: nn.Module, batch: int) -> tuple[int, int, int, int]:
+    return (module.input_size, module.hidden_size, int(batch), torch.get_num_threads())
 
 
 def _run_loop(module: nn.Module, x: torch.Tensor, h0: torch.Tensor | None = None
               ) -> tuple[torch.Tensor, torch.Tensor]:
+    batch, steps, _ = x.shape
+    if batch == 1 and steps >= _SPLIT_MIN_FRAMES and _split_faster.get(_key(module, 1)):
+        return _run_split(module, x, h0)
+    return _run_one(module, x, h0)
+
+
+def _run_one(module: nn.Module, x: torch.Tensor, h0: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loop on one thread."""
     batch, steps, _ = x.shape
     hidden = module.hidden_size
     with torch.no_grad():
@@ -311,27 +439,68 @@ def _run_loop(module: nn.Module, x: torch.Tensor, h0: torch.Tensor | None = None
     return out, h_n.unsqueeze(0)
 
 
+def _run_split(module: nn.Module, x: torch.Tensor, h0: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch 1: the recurrence split over two threads (:func:`_compile_split`), this one
+    and a pool thread."""
+    kernel = _compile_split()
+    _, steps, _ = x.shape
+    hidden = module.hidden_size
+    with torch.no_grad():
+        gi = torch.nn.functional.linear(x[0], module.weight_ih_l0, module.bias_ih_l0).contiguous()
+        hbuf = torch.zeros(2, hidden, dtype=torch.float32)
+        if h0 is not None:
+            hbuf[0] = h0.reshape(hidden)
+        out = torch.empty(1, steps, hidden, dtype=torch.float32)
+        flags = np.zeros(32, np.int64)  # the two counters 128 bytes apart: separate cache lines
+        half = max(4, hidden // 2 // 4 * 4)
+        args = (gi.numpy(), module.weight_hh_l0.detach().contiguous().numpy(),
+                module.bias_hh_l0.detach().contiguous().numpy(), hbuf.numpy(), out[0].numpy(), flags)
+        # The partner is queued first: if that fails, this thread never waits for it.
+        partner = _thread_pool(2).submit(kernel, *args, 16, 0, half, hidden)
+        kernel(*args, 0, 16, 0, half)
+        partner.result()
+        h_n = hbuf[steps % 2].clone()
+    return out, h_n.view(1, 1, hidden)
+
+
+def _split_possible(module: nn.Module, batch: int) -> bool:
+    return batch == 1 and torch.get_num_threads() >= 2 and module.hidden_size >= 8 and _compile_split() is not None
+
+
 def loop_is_faster(module: nn.Module, batch: int) -> bool:
     """Whether the compiled loop runs ``module`` (a plain float32 CPU GRU) at ``batch``
     faster than ``module`` itself on this machine: both timed on 32 frames (best of
     three, after a warm-up) at the first call for each (input size, hidden size, batch,
-    torch threads); the answer is kept for the process."""
+    torch threads); the answer is kept for the process. At batch 1 with two or more
+    torch threads the loop split over two threads (:func:`_compile_split`) is timed against
+    the one-thread loop on 512 frames (shorter runs time the hand-off to the second
+    thread and its cold caches more than the recurrence), and the loop then runs that way
+    from 256 frames on where it was the faster."""
     import time
 
-    key = (module.input_size, module.hidden_size, int(batch), torch.get_num_threads())
+    def best_of_three(run) -> float:
+        run()
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    key = _key(module, batch)
     if key not in _faster:
         x = torch.randn(batch, 32, module.input_size, generator=torch.Generator().manual_seed(0))
-        best = {}
         with torch.no_grad():
-            for name, run in (("loop", lambda: _run_loop(module, x)), ("torch", lambda: module(x))):
-                run()
-                times = []
-                for _ in range(3):
-                    t = time.perf_counter()
-                    run()
-                    times.append(time.perf_counter() - t)
-                best[name] = min(times)
-        _faster[key] = best["loop"] < best["torch"]
+            loop, torch_time = best_of_three(lambda: _run_loop(module, x)), best_of_three(lambda: module(x))
+            split_wins = False
+            if _split_possible(module, batch):
+                x = torch.randn(batch, 512, module.input_size, generator=torch.Generator().manual_seed(0))
+                one, split = best_of_three(lambda: _run_one(module, x)), best_of_three(lambda: _run_split(module, x))
+                split_wins = split < one
+                loop = loop * split / one if split_wins else loop
+        _split_faster[key] = split_wins
+        _faster[key] = loop < torch_time
     return _faster[key]
 
 
