@@ -37,9 +37,20 @@ def _smooth_magnitudes(n_bands, *, batch_shape=(), seed=0, dtype=torch.float64):
 
 
 # ----------------------------------------------------------------------------- fft sizes
-def test_next_fast_len_matches_scipy():
+def test_next_fast_len_is_the_smallest_even_5_smooth_size():
+    def smooth(m):
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        return m == 1
+
+    even_smooth = [m for m in range(2, 6000, 2) if smooth(m)]
     for n in range(1, 2500):
-        assert next_fast_len(n) == scipy.fft.next_fast_len(n, real=True)
+        got = next_fast_len(n)
+        assert got == min(m for m in even_smooth if m >= n)
+        # scipy's choice for real FFTs may be odd (3**k, 5**k, ...); ours is that of n/2, doubled
+        assert got == 2 * scipy.fft.next_fast_len(-(-n // 2), real=True)
+    assert next_fast_len(175999) == 180000  # not 177147 = 3**11
     with pytest.raises(ValueError):
         next_fast_len(0)
 
