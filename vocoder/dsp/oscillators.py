@@ -16,7 +16,14 @@ whole signal: it works on chunks of frames, writes ``sin(k * phi)`` for one chun
 contracts it with the two neighbouring frames' amplitudes by a batched matrix product
 (that is how the linear amplitude interpolation is folded in). The backward pass
 recomputes the sines and cosines chunk by chunk instead of storing them, so memory
-is O(batch * samples + batch * frames * harmonics).
+is O(batch * samples + batch * frames * harmonics). On the CPU the sum of sine terms
+(every forward pass, also in training) is a compiled loop (numba) instead:
+``sin(k phi)`` for k = 1, 2, ... by the recurrence ``2 cos(phi) sin(k phi) -
+sin((k - 1) phi)``, one multiply-add per harmonic instead of a sine, in float64, the
+rows split between torch's threads. 100 harmonics over 10 s at 16 kHz (hop 160): 7.5
+against 13.5 ms with torch's sines on 2 cores (2-core AMD EPYC VM); the result is at
+least as close to a float64 computation as torch's float32 sines
+(``tests/dsp/test_oscillators.py``). ``VOCODER_FAST_BANK=0`` keeps torch's sines.
 """
 from __future__ import annotations
 
@@ -38,6 +45,8 @@ TWO_PI = 2.0 * math.pi
 # Elements of one (segments, hop, harmonics) work tensor. 2**20 floats = 4 MB:
 # large enough to amortise the per-chunk overhead, small enough to stay in cache.
 DEFAULT_CHUNK_ELEMENTS = 1 << 20
+# The compiled bank for sine terms on the CPU (_compile_sum); VOCODER_FAST_BANK=0 keeps torch's sin.
+_FAST_BANK = __import__("os").environ.get("VOCODER_FAST_BANK", "1") != "0"
 
 
 def _check_frames(f0_hz: torch.Tensor, hop_length: int, sample_rate: float) -> None:
@@ -151,6 +160,97 @@ def _chunk_rows(hop: int, n_harmonics: int, chunk_elements: int) -> int:
     return max(1, chunk_elements // max(1, hop * n_harmonics))
 
 
+_sum_kernel = None
+
+
+def _compile_sum():
+    """The sine-terms bank as a compiled loop (numba), or None without numba.
+
+    ``sin(k phi)`` for k = 1, 2, ... by the recurrence ``s_{k+1} = 2 cos(phi) s_k -
+    s_{k-1}`` (one multiply-add per harmonic instead of a sine), in float64 whatever the
+    input dtype, vectorised over the samples of a segment; each harmonic's term is added
+    to the two neighbouring frames' sums at once. Rows ``lo`` to ``hi`` (the last two
+    arguments), so that threads can share the rows."""
+    global _sum_kernel
+    if _sum_kernel is not None:
+        return _sum_kernel or None
+    try:
+        import numba
+        import numpy as np
+    except ImportError:
+        _sum_kernel = ()
+        return None
+
+    @numba.njit(cache=True, fastmath=False, nogil=True)
+    def bank_sum(phase, amps, weights, out, lo, hi):  # pragma: no cover - compiled
+        hop = phase.shape[1]
+        n_harm = amps.shape[2]
+        s_prev = np.empty(hop)
+        s_cur = np.empty(hop)
+        c2 = np.empty(hop)
+        left = np.empty(hop)
+        right = np.empty(hop)
+        for r in range(lo, hi):
+            for t in range(hop):
+                p = np.float64(phase[r, t])
+                s_prev[t] = 0.0
+                s_cur[t] = np.sin(p)
+                c2[t] = 2.0 * np.cos(p)
+                left[t] = 0.0
+                right[t] = 0.0
+            for h in range(n_harm):
+                a = np.float64(amps[r, 0, h])
+                b = np.float64(amps[r, 1, h])
+                for t in range(hop):
+                    s = s_cur[t]
+                    left[t] += a * s
+                    right[t] += b * s
+                    s_next = c2[t] * s - s_prev[t]
+                    s_prev[t] = s
+                    s_cur[t] = s_next
+            for t in range(hop):
+                out[r, t] = left[t] + (right[t] - left[t]) * weights[t]
+
+    _sum_kernel = bank_sum
+    return _sum_kernel
+
+
+_pool = None
+
+
+def _compiled_bank(phase, amps, weights) -> torch.Tensor | None:
+    """:func:`_bank_forward` for sine terms by :func:`_compile_sum`, the rows split
+    between torch's threads; None where it does not apply (not CPU float32/float64,
+    or no numba)."""
+    global _pool
+    if phase.device.type != "cpu" or phase.dtype not in (torch.float32, torch.float64):
+        return None
+    if amps.dtype != phase.dtype or weights.dtype != phase.dtype:
+        return None
+    kernel = _compile_sum()
+    if kernel is None:
+        return None
+    rows, hop = phase.shape
+    out = phase.new_empty(rows, hop)
+    args = (phase.detach().contiguous().numpy(), amps.detach().contiguous().numpy(),
+            weights.detach().contiguous().numpy(), out.numpy())
+    parts = max(1, min(torch.get_num_threads(), rows // 16))
+    if parts == 1:
+        kernel(*args, 0, rows)
+        return out
+    import os
+    if _pool is None or _pool[0] != os.getpid() or _pool[1] < parts:  # none yet, forked, or too small
+        from concurrent.futures import ThreadPoolExecutor
+
+        _pool = (os.getpid(), parts, ThreadPoolExecutor(max_workers=parts, thread_name_prefix="vocoder-bank"))
+    bounds = [rows * i // parts for i in range(parts + 1)]
+    jobs = [_pool[2].submit(kernel, *args, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:])]
+    kernel(*args, 0, bounds[1])
+    for job in jobs:
+        job.result()
+    return out
+
+
 def _bank_forward(phase, amps, weights, k, chunk, offset=None):
     """Sum of harmonics over frame segments; no autograd state.
 
@@ -161,6 +261,10 @@ def _bank_forward(phase, amps, weights, k, chunk, offset=None):
     term into a cosine term).
     Returns (segments, hop).
     """
+    if offset is None and _FAST_BANK and (k.numel() == 0 or float(k[0]) == 1.0):
+        out = _compiled_bank(phase, amps, weights)  # k = 1, 2, ..., K: the recurrence applies
+        if out is not None:
+            return out
     rows, hop = phase.shape
     out = phase.new_empty(rows, hop)
     work = phase.new_empty(min(chunk, rows), hop, k.numel())  # reused: no page faults per chunk
