@@ -31,6 +31,7 @@ import math
 
 import torch
 
+from .._threads import over_rows
 from .upsample import linear_weights
 
 __all__ = [
@@ -215,14 +216,10 @@ def _compile_sum():
     return _sum_kernel
 
 
-_pool = None
-
-
 def _compiled_bank(phase, amps, weights) -> torch.Tensor | None:
     """:func:`_bank_forward` for sine terms by :func:`_compile_sum`, the rows split
     between torch's threads; None where it does not apply (not CPU float32/float64,
     or no numba)."""
-    global _pool
     if phase.device.type != "cpu" or phase.dtype not in (torch.float32, torch.float64):
         return None
     if amps.dtype != phase.dtype or weights.dtype != phase.dtype:
@@ -234,20 +231,7 @@ def _compiled_bank(phase, amps, weights) -> torch.Tensor | None:
     out = phase.new_empty(rows, hop)
     args = (phase.detach().contiguous().numpy(), amps.detach().contiguous().numpy(),
             weights.detach().contiguous().numpy(), out.numpy())
-    parts = max(1, min(torch.get_num_threads(), rows // 16))
-    if parts == 1:
-        kernel(*args, 0, rows)
-        return out
-    import os
-    if _pool is None or _pool[0] != os.getpid() or _pool[1] < parts:  # none yet, forked, or too small
-        from concurrent.futures import ThreadPoolExecutor
-
-        _pool = (os.getpid(), parts, ThreadPoolExecutor(max_workers=parts, thread_name_prefix="vocoder-bank"))
-    bounds = [rows * i // parts for i in range(parts + 1)]
-    jobs = [_pool[2].submit(kernel, *args, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:])]
-    kernel(*args, 0, bounds[1])
-    for job in jobs:
-        job.result()
+    over_rows(kernel, rows, *args, parts=max(1, min(torch.get_num_threads(), rows // 16)))
     return out
 
 

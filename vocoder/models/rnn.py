@@ -57,6 +57,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._threads import over_rows, thread_pool
+
 _kernel = None
 _unavailable = False
 
@@ -341,33 +343,6 @@ def _compile_train():
     return _train_kernels
 
 
-_pool = None  # (pid, workers, ThreadPoolExecutor) for the training loops' batch rows
-
-
-def _thread_pool(workers: int):
-    """The module's thread pool (at least ``workers`` threads; a new one after a fork)."""
-    global _pool
-    if _pool is None or _pool[0] != os.getpid() or _pool[1] < workers:  # none yet, forked, or too small
-        from concurrent.futures import ThreadPoolExecutor
-
-        _pool = (os.getpid(), workers, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vocoder-gru"))
-    return _pool[2]
-
-
-def _over_rows(fn, batch: int, *args) -> None:
-    """``fn(*args, lo, hi)`` over the batch rows, split between as many threads as torch
-    uses (the loops release the GIL; the rows are independent)."""
-    parts = min(torch.get_num_threads(), batch)
-    if parts <= 1:
-        fn(*args, 0, batch)
-        return
-    pool = _thread_pool(parts)
-    bounds = [batch * i // parts for i in range(parts + 1)]
-    jobs = [pool.submit(fn, *args, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
-    for job in jobs:
-        job.result()
-
-
 def _plain_gru(module: nn.Module) -> bool:
     """Whether both paths may replace ``module``: ``VOCODER_FAST_GRU`` is not 0 and it is a
     plain ``nn.GRU`` (one layer, unidirectional, batch-first, biases, no projection)."""
@@ -457,7 +432,7 @@ def _run_split(module: nn.Module, x: torch.Tensor, h0: torch.Tensor | None = Non
         args = (gi.numpy(), module.weight_hh_l0.detach().contiguous().numpy(),
                 module.bias_hh_l0.detach().contiguous().numpy(), hbuf.numpy(), out[0].numpy(), flags)
         # The partner is queued first: if that fails, this thread never waits for it.
-        partner = _thread_pool(2).submit(kernel, *args, 16, 0, half, hidden)
+        partner = thread_pool(1).submit(kernel, *args, 16, 0, half, hidden)
         kernel(*args, 0, 16, 0, half)
         partner.result()
         h_n = hbuf[steps % 2].clone()
@@ -536,7 +511,7 @@ class _GRUTrain(torch.autograd.Function):
         kernels = _train_kernels_for(x.dtype)
         if kernels is not None:
             one = _NP_DTYPES[x.dtype](1)
-            _over_rows(kernels[0], batch, gi.detach().numpy(), _np(w_hh), _np(b_hh), ghn.numpy(), rz.numpy(),
+            over_rows(kernels[0], batch, gi.detach().numpy(), _np(w_hh), _np(b_hh), ghn.numpy(), rz.numpy(),
                        n.numpy(), hs.numpy(), one, one + one)
         else:
             diff = x.new_empty(batch, hidden)
@@ -568,7 +543,7 @@ class _GRUTrain(torch.autograd.Function):
         kernels = _train_kernels_for(n.dtype)
         if kernels is not None:
             dgi = n.new_empty(steps, batch, 3 * hidden)  # of W_ih x + b_ih
-            _over_rows(kernels[1], batch, go.contiguous().numpy(), _np(w_hh.t()), ghn.numpy(), rz.numpy(), n.numpy(),
+            over_rows(kernels[1], batch, go.contiguous().numpy(), _np(w_hh.t()), ghn.numpy(), rz.numpy(), n.numpy(),
                        hs.numpy(), dgh.numpy(), dgi.numpy(), dh.numpy(), _NP_DTYPES[n.dtype](1))
         else:
             dgin = n.new_empty(steps, batch, hidden)  # of the n part of W_ih x + b_ih
