@@ -308,3 +308,18 @@ def test_loop_is_faster_times_the_split_at_batch_one(monkeypatch):
         assert rnn._split_faster[(8, 300, 2, 2)] is False  # never at batch 2
     finally:
         torch.set_num_threads(threads)
+
+
+def test_split_needs_two_usable_cpus(monkeypatch):
+    """On one CPU (an affinity mask, a container's cpuset) the split is not even timed."""
+    g = nn.GRU(4, 300, batch_first=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        monkeypatch.setattr(rnn, "_usable_cpus", lambda: 1)
+        assert not rnn._split_possible(g, 1)
+        monkeypatch.setattr(rnn, "_usable_cpus", lambda: 2)
+        assert rnn._split_possible(g, 1) == (rnn._compile_split() is not None)
+        assert not rnn._split_possible(g, 2)
+    finally:
+        torch.set_num_threads(threads)

@@ -439,8 +439,18 @@ def _run_split(module: nn.Module, x: torch.Tensor, h0: torch.Tensor | None = Non
     return out, h_n.view(1, 1, hidden)
 
 
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _split_possible(module: nn.Module, batch: int) -> bool:
-    return batch == 1 and torch.get_num_threads() >= 2 and module.hidden_size >= 8 and _compile_split() is not None
+    """Batch 1, two or more torch threads and two CPUs this process may run on (on one,
+    the barrier would wait for the other thread's time slice every frame)."""
+    return (batch == 1 and torch.get_num_threads() >= 2 and module.hidden_size >= 8 and _usable_cpus() >= 2
+            and _compile_split() is not None)
 
 
 def loop_is_faster(module: nn.Module, batch: int) -> bool:
