@@ -28,6 +28,7 @@ least as close to a float64 computation as torch's float32 sines
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 
@@ -47,7 +48,7 @@ TWO_PI = 2.0 * math.pi
 # large enough to amortise the per-chunk overhead, small enough to stay in cache.
 DEFAULT_CHUNK_ELEMENTS = 1 << 20
 # The compiled bank for sine terms on the CPU (_compile_sum); VOCODER_FAST_BANK=0 keeps torch's sin.
-_FAST_BANK = __import__("os").environ.get("VOCODER_FAST_BANK", "1") != "0"
+_FAST_BANK = os.environ.get("VOCODER_FAST_BANK", "1") != "0"
 
 
 def _check_frames(f0_hz: torch.Tensor, hop_length: int, sample_rate: float) -> None:
@@ -216,13 +217,15 @@ def _compile_sum():
     return _sum_kernel
 
 
-def _compiled_bank(phase, amps, weights) -> torch.Tensor | None:
+def _compiled_bank(phase, amps, weights, k) -> torch.Tensor | None:
     """:func:`_bank_forward` for sine terms by :func:`_compile_sum`, the rows split
     between torch's threads; None where it does not apply (not CPU float32/float64,
-    or no numba)."""
+    harmonic numbers other than 1, 2, ..., or no numba)."""
     if phase.device.type != "cpu" or phase.dtype not in (torch.float32, torch.float64):
-        return None
+        return None  # checked first: reading k below would wait for a GPU
     if amps.dtype != phase.dtype or weights.dtype != phase.dtype:
+        return None
+    if k.numel() and float(k[0]) != 1.0:  # the recurrence starts from sin(phi)
         return None
     kernel = _compile_sum()
     if kernel is None:
@@ -245,8 +248,8 @@ def _bank_forward(phase, amps, weights, k, chunk, offset=None):
     term into a cosine term).
     Returns (segments, hop).
     """
-    if offset is None and _FAST_BANK and (k.numel() == 0 or float(k[0]) == 1.0):
-        out = _compiled_bank(phase, amps, weights)  # k = 1, 2, ..., K: the recurrence applies
+    if offset is None and _FAST_BANK:
+        out = _compiled_bank(phase, amps, weights, k)
         if out is not None:
             return out
     rows, hop = phase.shape
