@@ -323,3 +323,50 @@ def test_split_needs_two_usable_cpus(monkeypatch):
         assert not rnn._split_possible(g, 2)
     finally:
         torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------- CPU autocast (train.cpu_amp)
+
+def test_mm_rounds_operands_to_the_low_dtype():
+    torch.manual_seed(11)
+    a, b, bias = torch.randn(7, 5), torch.randn(5, 6), torch.randn(6)
+    torch.testing.assert_close(rnn._mm(a, b, None, bias=bias), torch.addmm(bias, a, b), atol=0, rtol=0)
+    want = (a.bfloat16() @ b.bfloat16()).float() + bias
+    got = rnn._mm(a, b, torch.bfloat16, bias=bias)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want, atol=0, rtol=0)
+    assert not torch.equal(got, torch.addmm(bias, a, b))
+
+
+def test_autocast_training_keeps_the_compiled_float32_recurrence(monkeypatch):
+    """Under CPU bfloat16 autocast the GRU runs _GRUTrain with bfloat16 products outside
+    the recurrence (not torch's bfloat16 GRU): float32 output and gradients within
+    bfloat16 rounding of the float32 ones; without a gradient, the float32 loop exactly."""
+    calls = []
+    apply = rnn._GRUTrain.apply
+    monkeypatch.setattr(rnn._GRUTrain, "apply", lambda *a: calls.append(a[-1]) or apply(*a))
+    torch.manual_seed(12)
+    g = nn.GRU(24, 32, batch_first=True)
+    x = torch.randn(4, 30, 24)
+
+    def run(amp):
+        xg = x.clone().requires_grad_(True)
+        g.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            out, h_n = rnn.gru(g, xg)
+        assert out.dtype == h_n.dtype == torch.float32
+        (out.sin().sum() + h_n.square().sum()).backward()
+        return out.detach(), torch.cat([xg.grad.flatten()] + [p.grad.flatten() for p in g.parameters()])
+
+    out32, grad32 = run(False)
+    out16, grad16 = run(True)
+    assert calls == [None, torch.bfloat16]
+    err = (out16 - out32).abs().max()
+    assert 0 < err < 0.05  # rounded, by bfloat16's 8 bits, no more
+    assert float(torch.nn.functional.cosine_similarity(grad16, grad32, dim=0)) > 0.999
+    with torch.no_grad():  # a bfloat16 input, as from a Linear under autocast
+        plain = rnn.gru(g, x.bfloat16().float())[0]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            auto = rnn.gru(g, x.bfloat16())[0]
+    assert auto.dtype == torch.float32
+    torch.testing.assert_close(auto, plain, atol=0, rtol=0)

@@ -501,18 +501,31 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
+def _mm(a: torch.Tensor, b: torch.Tensor, low: torch.dtype | None, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``bias + a @ b`` in ``a``'s dtype, the product computed in ``low`` precision
+    when given (as autocast would), accumulated and returned in ``a``'s dtype."""
+    if low is None:
+        return a @ b if bias is None else torch.addmm(bias, a, b)
+    out = (a.to(low) @ b.to(low)).to(a.dtype)
+    return out if bias is None else out.add_(bias)
+
+
 class _GRUTrain(torch.autograd.Function):
     """A one-layer batch-first GRU, torch's gate order and equations, with a hand-written
     backward (see the module docstring). Inputs: x (batch, frames, input), h0 (batch,
-    hidden) and the four parameters; outputs (batch, frames, hidden) and (batch, hidden)."""
+    hidden), the four parameters and ``low``: None, or the dtype (bfloat16 under CPU
+    autocast) of the products outside the recurrence (the input projection and, in
+    backward, the input and weight gradients), which then round their operands to it;
+    the recurrence stays in x's dtype. Outputs (batch, frames, hidden) and (batch, hidden)."""
 
     @staticmethod
-    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh):
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, low=None):
         batch, steps, _ = x.shape
         hidden = w_hh.shape[1]
         h2 = 2 * hidden
         xt = x.transpose(0, 1).contiguous()  # (frames, batch, input): one frame is one block
-        gi = torch.addmm(b_ih, xt.view(steps * batch, -1), w_ih.t()).view(steps, batch, 3 * hidden)
+        ctx.low = low
+        gi = _mm(xt.view(steps * batch, -1), w_ih.t(), low, bias=b_ih).view(steps, batch, 3 * hidden)
         ghn = x.new_empty(steps, batch, hidden)      # n part of W_hh h + b_hh, kept for backward
         rz = x.new_empty(steps, batch, h2)           # r and z after the sigmoid
         n = x.new_empty(steps, batch, hidden)        # n after the tanh
@@ -571,18 +584,20 @@ class _GRUTrain(torch.autograd.Function):
                 dh = torch.addmm(carry, dgh[t], w_hh)  # now the gradient of h_t
             dgi = torch.cat([dgh[..., :h2], dgin], dim=-1)
         need = ctx.needs_input_grad
+        low = ctx.low
         dgi = dgi.view(steps * batch, 3 * hidden)
         dgh = dgh.view(steps * batch, 3 * hidden)
-        dx = (dgi @ w_ih).view(steps, batch, -1).transpose(0, 1) if need[0] else None
-        dw_ih = dgi.t() @ xt.view(steps * batch, -1) if need[2] else None
-        dw_hh = dgh.t() @ hs[:-1].reshape(steps * batch, hidden) if need[3] else None
+        dx = _mm(dgi, w_ih, low).view(steps, batch, -1).transpose(0, 1) if need[0] else None
+        dw_ih = _mm(dgi.t(), xt.view(steps * batch, -1), low) if need[2] else None
+        dw_hh = _mm(dgh.t(), hs[:-1].reshape(steps * batch, hidden), low) if need[3] else None
         return (dx, dh if need[1] else None, dw_ih, dw_hh,
-                dgi.sum(0) if need[4] else None, dgh.sum(0) if need[5] else None)
+                dgi.sum(0) if need[4] else None, dgh.sum(0) if need[5] else None, None)
 
 
 def train_path_applies(module: nn.Module, x: torch.Tensor, h0: torch.Tensor | None = None) -> bool:
     """Whether :func:`gru` will run ``module`` on ``x`` with :class:`_GRUTrain` (CPU, an
-    autograd graph to build, a plain one-layer batch-first GRU, at least one frame)."""
+    autograd graph to build, a plain one-layer batch-first GRU, at least one frame, no
+    CPU autocast: :func:`gru` handles that case itself)."""
     if not _plain_gru(module) or x.dim() != 3 or x.shape[1] == 0:
         return False
     params = (module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0)
@@ -594,16 +609,36 @@ def train_path_applies(module: nn.Module, x: torch.Tensor, h0: torch.Tensor | No
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
+def _train_gru(module: nn.Module, x: torch.Tensor, h0: torch.Tensor | None, low: torch.dtype | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    batch = x.shape[0]
+    start = x.new_zeros(batch, module.hidden_size) if h0 is None else h0.reshape(batch, module.hidden_size)
+    out, h_n = _GRUTrain.apply(x, start, module.weight_ih_l0, module.weight_hh_l0,
+                               module.bias_ih_l0, module.bias_hh_l0, low)
+    return out, h_n.unsqueeze(0)
+
+
 def gru(module: nn.Module, x: torch.Tensor, h0: torch.Tensor | None = None
         ) -> tuple[torch.Tensor, torch.Tensor]:
     """``module(x, h0)`` for a batch-first GRU: (batch, frames, input) and (1, batch, hidden)
-    state in, (batch, frames, hidden) output and (1, batch, hidden) final state out."""
+    state in, (batch, frames, hidden) output and (1, batch, hidden) final state out.
+
+    Under CPU autocast (``train.cpu_amp``) a plain float32 GRU keeps its recurrence in
+    float32 on the compiled loops, and only the products outside it (the input
+    projection; in backward the input and weight gradients) round their operands to
+    the autocast dtype: torch's own bfloat16 GRU is 1.6-5x slower than the loops at the
+    demo models' sizes. The output is float32."""
+    if (x.device.type == "cpu" and torch.is_autocast_enabled("cpu") and _plain_gru(module)
+            and module.weight_hh_l0.dtype == torch.float32):
+        low = torch.get_autocast_dtype("cpu")
+        with torch.autocast("cpu", enabled=False):
+            x = x.float()
+            h0 = None if h0 is None else h0.float()
+            if train_path_applies(module, x, h0):
+                return _train_gru(module, x, h0, low)
+            return gru(module, x, h0)
     if train_path_applies(module, x, h0):
-        batch = x.shape[0]
-        start = x.new_zeros(batch, module.hidden_size) if h0 is None else h0.reshape(batch, module.hidden_size)
-        out, h_n = _GRUTrain.apply(x, start, module.weight_ih_l0, module.weight_hh_l0,
-                                   module.bias_ih_l0, module.bias_hh_l0)
-        return out, h_n.unsqueeze(0)
+        return _train_gru(module, x, h0)
     if not fast_path_applies(module, x, h0):
         return module(x, h0)
     return _run_loop(module, x, h0)
