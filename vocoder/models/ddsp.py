@@ -28,6 +28,8 @@ from .rnn import gru
 
 __all__ = ["DDSP", "mlp", "continuous_f0"]
 
+_LOW_PRECISION = (torch.bfloat16, torch.float16)
+
 
 def mlp(in_size: int, hidden: int, layers: int) -> nn.Sequential:
     """DDSP's fully connected stack: (Linear, LayerNorm, LeakyReLU) x layers."""
@@ -418,11 +420,15 @@ class DDSP(nn.Module):
             raw = self.decode(inputs)
         raw.pop("gru_state", None)
         f0 = inputs["f0_continuous"]
-        amps, magnitudes = self.synth_controls(raw, f0, inputs["vuv"])
-        harmonic = self.harmonic.get_signal(amps, f0)
-        noise = self.render_noise(magnitudes, generator, noise)
-        dry_audio = harmonic + noise
-        audio = dry_audio if (dry or self.reverb is None) else self.reverb(dry_audio)
+        # The synthesizers run in float32 under autocast too (bfloat16 sines and sums
+        # would put rounding noise about 50 dB below the signal).
+        raw = {k: v.float() if v is not None and v.dtype in _LOW_PRECISION else v for k, v in raw.items()}
+        with torch.autocast(device_type=f0.device.type, enabled=False):
+            amps, magnitudes = self.synth_controls(raw, f0, inputs["vuv"])
+            harmonic = self.harmonic.get_signal(amps, f0)
+            noise = self.render_noise(magnitudes, generator, noise)
+            dry_audio = harmonic + noise
+            audio = dry_audio if (dry or self.reverb is None) else self.reverb(dry_audio)
         return {"audio": audio, "dry_audio": dry_audio, "harmonic": harmonic, "noise": noise,
                 "harmonic_amplitudes": amps, "noise_magnitudes": magnitudes, "f0_hz": f0, "z": raw["z"]}
 
