@@ -34,6 +34,11 @@ Step times are the median of the timed steps after a warm-up step, ours and the
 baseline alternating step by step; with ``--quick`` one step each after a small warm-up
 step, and the 16 x 4 s steps are timed once, in the memory children (``timing_source_*``
 says which).
+Where the CPU computes bfloat16 natively (AVX512-BF16 or AMX; ``--bf16 auto``, the
+default) a third runner, ``ours_bf16``, is timed in the same alternation: ours with the
+trainer's ``cpu_amp`` (the network under bfloat16 autocast, synthesizers and loss in
+float32). Its figures are reported next to the float32 ones (``ours_bf16_*``,
+``speedup_audio_s_per_s_*_bf16``), not instead of them: the baseline is float32.
 The 1-minute load average at start and end is recorded: other processes on a 2-core
 machine slow 2-thread steps down a lot, so compare ratios from one run.
 
@@ -64,7 +69,7 @@ from _common import (current_rss_mb, emit, machine_info, peak_rss_mb,  # noqa: E
                      reset_peak_rss, run_child)  # noqa: E402
 
 from vocoder.models.ddsp import DDSP  # noqa: E402
-from vocoder.training.trainer import TrainConfig, Trainer  # noqa: E402
+from vocoder.training.trainer import TrainConfig, Trainer, cpu_has_native_bf16  # noqa: E402
 
 SAMPLE_RATE = 16000
 HOP = 160
@@ -244,6 +249,7 @@ class OursRunner:
     name = "ours"
 
     variant = "reference"  # set from --variant
+    cpu_amp = False
 
     def __init__(self, batch_size: int = 16):
         torch.manual_seed(0)
@@ -252,7 +258,7 @@ class OursRunner:
                      hidden_size=HIDDEN, gru_size=HIDDEN, mlp_layers=3, z_dim=Z_DIM if speech else 0,
                      n_mfcc=N_MFCC, use_vuv=speech, gate_unvoiced=speech,
                      reverb=True, reverb_duration_s=REVERB_S)
-        cfg = TrainConfig(batch_size=batch_size, amp=False, seed=0)
+        cfg = TrainConfig(batch_size=batch_size, amp=False, cpu_amp=self.cpu_amp, seed=0)
         self.trainer = Trainer(model, None, None, exp_dir="/nonexistent-train-speed", config=cfg,
                                full_config={}, device=torch.device("cpu"), progress=False)
         self.model = model
@@ -278,6 +284,13 @@ class OursRunner:
         out = self.model(batch, generator=torch.Generator().manual_seed(0))["audio"]
         self.model.train()
         return out
+
+
+class OursBf16Runner(OursRunner):
+    """Ours with the trainer's ``cpu_amp``: the network under bfloat16 autocast."""
+
+    name = "ours_bf16"
+    cpu_amp = True
 
 
 class AcidsRunner:
@@ -446,6 +459,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     p.add_argument("--variant", choices=["reference", "speech"], default="reference",
                    help="our model with the baseline's inputs (reference) or the speech model's z and vuv")
+    p.add_argument("--bf16", choices=["auto", "on", "off"], default="auto",
+                   help="also time ours with bfloat16 autocast (train.cpu_amp); auto: where the CPU "
+                        "has native bfloat16")
     p.add_argument("--phases", action="store_true",
                    help="instead: where our 16 x 1 s step and 10 s inference spend their time")
     p.add_argument("--_memory", nargs=3, metavar=("IMPL", "BATCH", "SECONDS"), help=argparse.SUPPRESS)
@@ -479,6 +495,10 @@ def main() -> None:
               for batch, seconds in SHAPES + MEMORY_ONLY_SHAPES
               for name in (MEMORY_RUNNERS if (batch, seconds) in MEMORY_ONLY_SHAPES else RUNNERS)}
     runners = {name: cls() for name, cls in RUNNERS.items()}
+    bf16 = args.bf16 == "on" or (args.bf16 == "auto" and cpu_has_native_bf16())
+    result["bf16_timed"] = bf16
+    result["cpu_native_bf16"] = cpu_has_native_bf16()
+    timed_runners = dict(runners, ours_bf16=OursBf16Runner()) if bf16 else runners
     result["ours_parameters"] = sum(p.numel() for p in runners["ours"].model.parameters())
     result["baseline_parameters"] = sum(p.numel() for p in runners["baseline"].model.parameters())
 
@@ -500,17 +520,21 @@ def main() -> None:
     timed_here = [s for s in SHAPES if not (args.quick and s[1] > 1)]
     if args.quick:  # warm up on a small batch only
         small = make_batch(2, 1.0, seed=1)
-        for runner in runners.values():
+        for runner in timed_runners.values():
             runner.step(runner.inputs(small))
     for batch, seconds in timed_here:
         data = make_batch(batch, seconds)
-        inputs = {name: runner.inputs(data) for name, runner in runners.items()}
+        inputs = {name: runner.inputs(data) for name, runner in timed_runners.items()}
         steps = 1 if args.quick else (3 if seconds > 1 else 5)
-        times = time_interleaved(runners, inputs, steps=steps, warmup=0 if args.quick else 1)
+        times = time_interleaved(timed_runners, inputs, steps=steps, warmup=0 if args.quick else 1)
         warm = "a 2 x 1 s warm-up step" if args.quick else "1 warm-up step"
-        for name in runners:
+        for name in timed_runners:
             record_times(name, batch, seconds, times[name],
-                         f"median of {steps} step(s) after {warm}, ours and baseline alternating")
+                         f"median of {steps} step(s) after {warm}, {', '.join(timed_runners)} alternating")
+        if bf16:
+            tag = _tag(batch, seconds)
+            result[f"speedup_audio_s_per_s_{tag}_bf16"] = (result[f"ours_bf16_{tag}_audio_s_per_s"]
+                                                           / result[f"baseline_{tag}_audio_s_per_s"])
 
     data = make_batch(1, RTF_SECONDS)
     for name, runner in runners.items():
@@ -546,7 +570,7 @@ def main() -> None:
     result["ours_int8_error_db"] = err_db
     print(f"ours int8 inference 1x{RTF_SECONDS:g}s: RTF {best / RTF_SECONDS:.4f} (output vs float32: {err_db:.1f} dB)",
           file=sys.stderr)
-    del runners, data, inputs
+    del runners, timed_runners, data, inputs
     gc.collect()
 
     for batch, seconds in SHAPES:
@@ -589,6 +613,10 @@ def main() -> None:
           f"x{result['speedup_audio_s_per_s_16x1s']:.2f} (16x1 s); peak memory x{result['memory_ratio_16x4s']:.2f} "
           f"(16x4 s), x{result['memory_ratio_16x1s']:.2f} (16x1 s); inference {result['rtf_speedup']:.2f}x faster "
           f"({result['wall_s']:.0f} s in all)", file=sys.stderr)
+    for tag in ("16x4s", "16x1s"):
+        if f"speedup_audio_s_per_s_{tag}_bf16" in result:
+            print(f"ours with bfloat16 autocast (train.cpu_amp) / baseline (float32): audio-s/s "
+                  f"x{result[f'speedup_audio_s_per_s_{tag}_bf16']:.2f} ({tag})", file=sys.stderr)
     emit(result)
 
 
