@@ -495,9 +495,10 @@ def main() -> None:
               for batch, seconds in SHAPES + MEMORY_ONLY_SHAPES
               for name in (MEMORY_RUNNERS if (batch, seconds) in MEMORY_ONLY_SHAPES else RUNNERS)}
     runners = {name: cls() for name, cls in RUNNERS.items()}
-    bf16 = args.bf16 == "on" or (args.bf16 == "auto" and cpu_has_native_bf16())
+    native_bf16 = cpu_has_native_bf16()
+    bf16 = args.bf16 == "on" or (args.bf16 == "auto" and native_bf16)
     result["bf16_timed"] = bf16
-    result["cpu_native_bf16"] = cpu_has_native_bf16()
+    result["cpu_native_bf16"] = native_bf16
     timed_runners = dict(runners, ours_bf16=OursBf16Runner()) if bf16 else runners
     result["ours_parameters"] = sum(p.numel() for p in runners["ours"].model.parameters())
     result["baseline_parameters"] = sum(p.numel() for p in runners["baseline"].model.parameters())
