@@ -375,9 +375,9 @@ class Trainer:
                 self.step += 1
                 last_loss = float(loss.detach())
                 audio_seconds += batch["audio"].shape[0] * batch["audio"].shape[1] / self.model.sample_rate
-                if bar is not None:
+                if bar is not None:  # the bar redraws at most every `mininterval` (TQDM_MININTERVAL)
+                    bar.set_postfix(loss=f"{last_loss:.3f}", refresh=False)
                     bar.update(1)
-                    bar.set_postfix(loss=f"{last_loss:.3f}")
                 if self.is_main and self.step % cfg.log_interval == 0:
                     self.writer.add_scalar("train/loss", last_loss, self.step)
                     self.writer.add_scalar("train/grad_norm", float(grad_norm), self.step)
