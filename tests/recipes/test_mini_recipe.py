@@ -4,6 +4,7 @@ The recipe directory is recreated under tmp_path with links to the repository's
 scripts, configs and corpus, so the run writes nothing inside the checkout.
 """
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -37,11 +38,30 @@ def test_debug_recipe_runs_end_to_end_and_is_idempotent(tmp_path):
         assert len(wavs) == 4  # one eval utterance per voice / instrument
         assert list((exp / d / "checkpoints").glob("step_*.pt"))
     assert (exp / "report" / "index.html").is_file()
-    # Rerunning skips finished work: extraction and training say so, nothing is redone.
-    res = run_recipe(work, "--debug", "true", "--stage", "1", "--stop_stage", "3")
+    for d in ("speech", "music"):
+        assert "vocoder train: done at step" in (exp / d / "log" / "train.log").read_text()
+    if len(os.sched_getaffinity(0)) >= 2:  # on a CPU of 2+ cores both models train at once
+        assert "training the speech and music models at once" in res.stderr
+    # Rerunning skips finished work: extraction and training say so, nothing is redone
+    # (one model after the other this time: that path, too, must find the checkpoints).
+    res = run_recipe(work, "--debug", "true", "--stage", "1", "--stop_stage", "3", "--train_parallel", "false")
     assert res.returncode == 0, res.stderr[-3000:]
     assert "already complete" in (work / "dump_debug/speech_train/log/extract.log").read_text()
-    assert "nothing to do" in res.stderr
+    assert res.stderr.count("nothing to do") == 2
+    assert "at once" not in res.stderr
+
+    # Trained at once, a failing model stops the stage with its log's end, and the other
+    # one still finishes (its checkpoint is kept for the rerun).
+    bad = tmp_path / "bad_music.debug.yaml"
+    bad.write_text((work / "conf" / "ddsp_music.debug.yaml").read_text().replace("name: ddsp", "name: no_such_model"))
+    res = run_recipe(work, "--debug", "true", "--stage", "3", "--stop_stage", "3", "--tag", "broken",
+                     "--train_parallel", "true", "--conf_music", str(tmp_path / "bad_music.yaml"))
+    assert res.returncode != 0
+    assert "training the music model failed" in res.stderr and "no_such_model" in res.stderr
+    assert "stage 3 failed for: music" in res.stderr
+    assert list((work / "exp" / "broken" / "speech" / "checkpoints").glob("step_*.pt"))
+    res = run_recipe(work, "--stage", "3", "--stop_stage", "3", "--train_parallel", "maybe")
+    assert res.returncode != 0 and "--train_parallel must be auto, true or false" in res.stderr
 
 
 def test_recipe_help_and_bad_option(tmp_path):

@@ -28,6 +28,7 @@ conf_speech=conf/ddsp_speech.yaml
 conf_music=conf/ddsp_music.yaml
 tag=""               # experiment name (default: ddsp, or ddsp_debug with --debug true)
 device=auto          # auto, cpu or cuda
+train_parallel=auto  # train the domains' models at once, splitting the CPU's cores (auto: on a CPU)
 corpus=../corpus
 
 help_message="Usage: $0 [options]
@@ -39,7 +40,10 @@ help_message="Usage: $0 [options]
   --conf_speech F    speech config (default $conf_speech)
   --conf_music F     music config (default $conf_music)
   --tag NAME         experiment name under exp/ (default ddsp or ddsp_debug)
-  --device D         auto, cpu or cuda (default $device)"
+  --device D         auto, cpu or cuda (default $device)
+  --train_parallel B auto, true or false: train the speech and music models at once,
+                     each on half the cores (default $train_parallel; auto: when the
+                     training runs on a CPU of 2 or more cores)"
 . utils/parse_options.sh
 
 if [[ "$debug" == true ]]; then
@@ -89,14 +93,78 @@ if (( stage <= 2 && 2 <= stop_stage )); then
   done
 fi
 
+train_domain() {  # train_domain DOMAIN [LOG]: vocoder train, its stderr appended to LOG, else to
+  # $expdir/DOMAIN/log/train.log and the terminal (with LOG it replaces the calling shell:
+  # `train_domain d log &` makes $! the training's pid)
+  local d=$1
+  local args=(--config "$(conf_for "$d")" --train-dump "$dumpdir/${d}_train" --valid-dump "$dumpdir/${d}_dev"
+              --exp "$expdir/$d" --device "$device" --resume)
+  mkdir -p "$expdir/$d/log"
+  if [[ $# -ge 2 ]]; then
+    exec vocoder train "${args[@]}" >> "$2" 2>&1
+  else
+    vocoder train "${args[@]}" 2> >(tee -a "$expdir/$d/log/train.log" >&2)
+  fi
+}
+
 if (( stage <= 3 && 3 <= stop_stage )); then
-  for d in $domains; do
-    log "stage 3: training the $d model -> $expdir/$d (TensorBoard: tensorboard --logdir $expdir)"
-    mkdir -p "$expdir/$d/log"
-    vocoder train --config "$(conf_for "$d")" --train-dump "$dumpdir/${d}_train" \
-      --valid-dump "$dumpdir/${d}_dev" --exp "$expdir/$d" --device "$device" --resume \
-      2> >(tee "$expdir/$d/log/train.log" >&2)
-  done
+  read -r -a doms <<< "$domains"
+  ncpu=$(env -u OMP_NUM_THREADS nproc 2>/dev/null || echo 1)
+  if [[ $train_parallel == auto ]]; then
+    # Two small models on one core each finish sooner than one after the other on both
+    # cores (a training step scales by about 1.45x from 1 to 2 threads). On a GPU they
+    # would share the device: one at a time there.
+    train_parallel=false
+    if (( ${#doms[@]} > 1 && ncpu >= 2 )) && [[ $device == cpu || ( $device == auto &&
+        $(python3 -c 'import torch; print(int(torch.cuda.is_available()))') == 0 ) ]]; then
+      train_parallel=true
+    fi
+  fi
+  [[ $train_parallel == true || $train_parallel == false ]] \
+    || { echo "$0: --train_parallel must be auto, true or false, got '$train_parallel'" >&2; exit 1; }
+  if [[ $train_parallel == false || ${#doms[@]} -le 1 ]]; then
+    for d in "${doms[@]}"; do
+      log "stage 3: training the $d model -> $expdir/$d (TensorBoard: tensorboard --logdir $expdir)"
+      train_domain "$d"
+    done
+  else
+    threads=$(( ncpu / ${#doms[@]} > 0 ? ncpu / ${#doms[@]} : 1 ))
+    log "stage 3: training the ${domains// / and } models at once, $threads thread(s) each -> $expdir/{${domains// /,}}" \
+        "(logs: $expdir/<domain>/log/train.log; TensorBoard: tensorboard --logdir $expdir)"
+    pids=()
+    for d in "${doms[@]}"; do
+      mkdir -p "$expdir/$d/log"
+      # progress bar updates in the log every 20 s, not ten times a second
+      OMP_NUM_THREADS=$threads TQDM_MININTERVAL=20 train_domain "$d" "$expdir/$d/log/train.log" &
+      pids+=($!)
+    done
+    trap 'kill "${pids[@]}" 2>/dev/null; exit 130' INT TERM
+    progress() {  # the latest progress-bar state of each training
+      local d line
+      for d in "${doms[@]}"; do
+        line=$(tail -c 2000 "$expdir/$d/log/train.log" 2>/dev/null | tr '\r' '\n' | grep -a '^train:' | tail -n 1 || true)
+        [[ -z $line ]] || log "  $d: $line"
+      done
+    }
+    alive() { local pid; for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && return 0; done; return 1; }
+    while alive; do  # report progress every minute until both have finished
+      for _ in {1..60}; do sleep 1; alive || break; done
+      if alive; then progress; fi
+    done
+    failed=""
+    for i in "${!doms[@]}"; do
+      d=${doms[$i]}
+      if wait "${pids[$i]}"; then
+        log "stage 3: $d: $(grep -a 'vocoder train: ' "$expdir/$d/log/train.log" | tail -n 1 || echo "trained")"
+      else
+        failed+=" $d"
+        echo "$0: training the $d model failed; the end of $expdir/$d/log/train.log:" >&2
+        tail -c 4000 "$expdir/$d/log/train.log" | tr '\r' '\n' | tail -n 20 >&2
+      fi
+    done
+    trap - INT TERM
+    [[ -z $failed ]] || { echo "$0: stage 3 failed for:$failed (rerun continues from the last checkpoints)" >&2; exit 1; }
+  fi
 fi
 
 if (( stage <= 4 && 4 <= stop_stage )); then
