@@ -129,6 +129,27 @@ def test_train_config_rejects_unknown_keys():
     assert TrainConfig.from_dict({"fft_sizes": [64, 32]}).fft_sizes == (64, 32)
 
 
+def test_adamw_is_fused_on_the_cpu_and_updates_as_the_loop_does():
+    from vocoder.training.trainer import adamw
+
+    torch.manual_seed(0)
+    nets = [torch.nn.Sequential(torch.nn.Linear(7, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3)) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    start = nets[0][0].weight.detach().clone()
+    fused = adamw(nets[0].parameters(), lr=1e-2, weight_decay=0.1)
+    loop = torch.optim.AdamW(nets[1].parameters(), lr=1e-2, weight_decay=0.1)
+    assert fused.param_groups[0]["fused"] and not loop.param_groups[0]["fused"]
+    x = torch.randn(16, 7)
+    for _ in range(5):
+        for net, opt in zip(nets, (fused, loop)):
+            opt.zero_grad()
+            net(x).square().mean().backward()
+            opt.step()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert (nets[0][0].weight - start).abs().max() > 1e-3  # the steps moved the weights
+
+
 # ---------------------------------------------------------------- bfloat16 on the CPU
 
 def test_cpu_has_native_bf16_reads_the_flags(tmp_path):
