@@ -29,8 +29,7 @@ die() {
 # shellcheck source-path=SCRIPTDIR source=job_lib.sh
 . "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/job_lib.sh"
 
-# (GNU nproc would report OMP_NUM_THREADS instead of the CPUs when it is set)
-max_jobs=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
+max_jobs=$(num_cpus)
 threads=1
 while [[ $# -gt 0 ]]; do
   case "$1" in

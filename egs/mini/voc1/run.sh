@@ -18,6 +18,7 @@ cd "$(dirname "$0")"
 . ./path.sh
 . ./cmd.sh
 . utils/log.sh
+. utils/job_lib.sh
 
 stage=0
 stop_stage=6
@@ -109,7 +110,7 @@ train_domain() {  # train_domain DOMAIN [LOG]: vocoder train, its stderr appende
 
 if (( stage <= 3 && 3 <= stop_stage )); then
   read -r -a doms <<< "$domains"
-  ncpu=$(env -u OMP_NUM_THREADS nproc 2>/dev/null || echo 1)
+  ncpu=$(num_cpus)
   if [[ $train_parallel == auto ]]; then
     # Two small models on one core each finish sooner than one after the other on both
     # cores (a training step scales by about 1.45x from 1 to 2 threads). On a GPU they
