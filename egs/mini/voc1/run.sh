@@ -134,7 +134,6 @@ if (( stage <= 3 && 3 <= stop_stage )); then
         "(logs: $expdir/<domain>/log/train.log; TensorBoard: tensorboard --logdir $expdir)"
     pids=()
     for d in "${doms[@]}"; do
-      mkdir -p "$expdir/$d/log"
       # progress bar updates in the log every 20 s, not ten times a second
       OMP_NUM_THREADS=$threads TQDM_MININTERVAL=20 train_domain "$d" "$expdir/$d/log/train.log" &
       pids+=($!)
